@@ -1,0 +1,179 @@
+//! Worker threads -> poll thread. Commands go into an in-memory FIFO; the poll thread takes
+//! them all at once. It learns whether any are pending from an atomic flag (no system call),
+//! and a sleeping poll thread is woken through one eventfd, written only when the poll thread
+//! said it is about to sleep.
+
+use std::collections::VecDeque;
+use std::ffi::CString;
+use std::os::fd::{OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::Mutex;
+
+use crate::os::{EventFd, SockAddr};
+use crate::send_buffer::SendBuffer;
+use crate::udp_address::UdpAddress;
+use crate::write_queue::Priority;
+
+pub(crate) enum Command {
+    Listen {
+        id: i32,
+        fd: OwnedFd,
+        addr: SockAddr,
+    },
+    Connect {
+        id: i32,
+        host: CString,
+        port: i32,
+    },
+    Bind {
+        id: i32,
+        fd: RawFd,
+    },
+    Start {
+        id: i32,
+        opaque: usize,
+    },
+    Pause {
+        id: i32,
+    },
+    Close {
+        id: i32,
+        shutdown: bool,
+    },
+    Send {
+        id: i32,
+        buf: SendBuffer,
+        priority: Priority,
+        to: Option<UdpAddress>,
+    },
+    /// A direct write left data queued: watch for writability.
+    EnableWrite {
+        id: i32,
+    },
+    SetUdpDest {
+        id: i32,
+        addr: UdpAddress,
+    },
+    OpenUdp {
+        id: i32,
+        fd: OwnedFd,
+    },
+    NoDelay {
+        id: i32,
+    },
+    Exit,
+}
+
+pub(crate) struct CommandQueue {
+    queue: Mutex<VecDeque<Command>>,
+    pending: AtomicBool,
+    poller_asleep: AtomicBool,
+    wake: EventFd,
+}
+
+impl CommandQueue {
+    pub(crate) fn new(wake: EventFd) -> CommandQueue {
+        CommandQueue {
+            queue: Mutex::new(VecDeque::new()),
+            pending: AtomicBool::new(false),
+            poller_asleep: AtomicBool::new(false),
+            wake,
+        }
+    }
+
+    pub(crate) fn push(&self, command: Command) {
+        {
+            let mut queue = self.queue.lock();
+            queue.push_back(command);
+            self.pending.store(true, Ordering::SeqCst);
+        }
+        // Pairs with `about_to_sleep`: either the poller sees `pending`, or we see it asleep.
+        if self.poller_asleep.swap(false, Ordering::SeqCst) {
+            self.wake.notify();
+        }
+    }
+
+    /// Moves every pending command to the back of `into`, in order. No lock and no system
+    /// call when none is pending.
+    pub(crate) fn take_all(&self, into: &mut VecDeque<Command>) {
+        if !self.pending.load(Ordering::Acquire) {
+            return;
+        }
+        let mut queue = self.queue.lock();
+        into.append(&mut queue);
+        self.pending.store(false, Ordering::Release);
+    }
+
+    /// The poll thread is about to block in epoll_wait. Returns false (and stays awake) when
+    /// a command is already pending.
+    pub(crate) fn about_to_sleep(&self) -> bool {
+        self.poller_asleep.store(true, Ordering::SeqCst);
+        if self.pending.load(Ordering::SeqCst) {
+            self.poller_asleep.store(false, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    pub(crate) fn woke_up(&self) {
+        self.poller_asleep.store(false, Ordering::SeqCst);
+    }
+
+    /// Resets the wake-up fd after epoll reported it.
+    pub(crate) fn clear_wake(&self) {
+        self.wake.drain();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue() -> CommandQueue {
+        CommandQueue::new(EventFd::new().unwrap())
+    }
+
+    #[test]
+    fn commands_come_out_in_the_order_they_went_in() {
+        let q = queue();
+        for id in 1..=3 {
+            q.push(Command::Pause { id });
+        }
+        let mut out = VecDeque::new();
+        q.take_all(&mut out);
+        let ids: Vec<i32> = out
+            .iter()
+            .map(|c| {
+                if let Command::Pause { id } = c {
+                    *id
+                } else {
+                    0
+                }
+            })
+            .collect();
+        assert_eq!(ids, vec![1, 2, 3]);
+        q.take_all(&mut out);
+        assert_eq!(out.len(), 3);
+    }
+
+    #[test]
+    fn the_poller_does_not_sleep_on_a_pending_command() {
+        let q = queue();
+        q.push(Command::Exit);
+        assert!(!q.about_to_sleep());
+        let mut out = VecDeque::new();
+        q.take_all(&mut out);
+        assert!(q.about_to_sleep());
+        q.woke_up();
+    }
+
+    #[test]
+    fn a_push_to_a_sleeping_poller_signals_the_eventfd_once() {
+        let q = queue();
+        assert!(q.about_to_sleep());
+        q.push(Command::Exit);
+        q.push(Command::Exit);
+        assert_eq!(q.wake.drain(), 1);
+    }
+}

@@ -1,0 +1,67 @@
+//! socket_info snapshots: one entry per listening, connected, half-closed, UDP or bound
+//! socket, read under each socket's lock so a concurrent close can never be seen half-done.
+
+use crate::os;
+use crate::socket::{Phase, Socket, Transport};
+
+/// socket_info kinds, with skynet's numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum InfoKind {
+    Listen = 1,
+    Tcp = 2,
+    Udp = 3,
+    Bind = 4,
+    Closing = 5,
+}
+
+#[derive(Debug)]
+pub(crate) struct InfoEntry {
+    pub id: i32,
+    pub kind: InfoKind,
+    pub opaque: usize,
+    pub read: u64,
+    pub write: u64,
+    pub rtime: u64,
+    pub wtime: u64,
+    pub wbuffer: usize,
+    pub reading: bool,
+    pub writing: bool,
+    pub name: String,
+}
+
+/// The entry for `socket`, or `None` for sockets info does not list (reserved, connecting,
+/// not yet started).
+pub(crate) fn describe(socket: &Socket) -> Option<InfoEntry> {
+    let (kind, name) = match (socket.phase, socket.transport) {
+        (Phase::Bound, _) => (InfoKind::Bind, String::new()),
+        (Phase::Listening, _) => (InfoKind::Listen, name_or_empty(os::local_addr(socket.fd))),
+        (Phase::Connected | Phase::HalfClosedRead | Phase::HalfClosedWrite, Transport::Udp(_)) => (
+            InfoKind::Udp,
+            name_or_empty(socket.udp_dest.map(|a| a.to_sockaddr())),
+        ),
+        (Phase::Connected, Transport::Tcp) => {
+            (InfoKind::Tcp, name_or_empty(os::peer_addr(socket.fd)))
+        }
+        (Phase::HalfClosedRead | Phase::HalfClosedWrite, Transport::Tcp) => {
+            (InfoKind::Closing, name_or_empty(os::peer_addr(socket.fd)))
+        }
+        _ => return None,
+    };
+    Some(InfoEntry {
+        id: socket.id,
+        kind,
+        opaque: socket.opaque,
+        read: socket.stats.read,
+        write: socket.stats.write,
+        rtime: socket.stats.rtime,
+        wtime: socket.stats.wtime,
+        wbuffer: socket.queue.queued(),
+        reading: socket.interest.read,
+        writing: socket.interest.write,
+        name,
+    })
+}
+
+fn name_or_empty(addr: Option<os::SockAddr>) -> String {
+    addr.map(|a| a.text_with_port()).unwrap_or_default()
+}

@@ -1,0 +1,31 @@
+//! skynet's network layer (`socket_server`) as a C-ABI static library.
+//!
+//! Threads: one thread calls `socket_server_poll` in a loop (skynet's socket thread); every
+//! other entry point may be called from any thread at any time. Worker threads reserve ids,
+//! write directly to idle sockets under the socket's lock, and send everything else to the
+//! poll thread through the command queue. Only the poll thread changes a socket's state.
+//!
+//! Panics: every profile aborts on panic, so nothing unwinds into C; entry points validate
+//! their arguments instead of relying on it.
+//!
+//! Modules: `ffi` (the C face: types, entry points, payloads, logging) and `os` (system
+//! calls) hold every `unsafe` block. The rest is safe Rust: `slots` (ids and the slot table),
+//! `command` (the queue to the poll thread), `poll` (one poll step), `socket` (per-socket
+//! state), `close` (the close state machine), `write_queue` (the write path), `send_buffer`,
+//! `udp_address`, `info` and `report`.
+
+mod close;
+mod command;
+mod ffi;
+mod info;
+mod os;
+mod poll;
+mod report;
+mod send_buffer;
+mod server;
+mod slots;
+mod socket;
+mod udp_address;
+mod write_queue;
+
+pub use ffi::*;

@@ -1,0 +1,785 @@
+//! The poll thread's side: one call of `socket_server_poll` applies pending commands first,
+//! then reports socket events, until it has one result. Only this thread changes a socket's
+//! phase, its epoll registration or its fd.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
+
+use crate::close::{self, OwnerClose, ReadEof, WriteError};
+use crate::command::Command;
+use crate::ffi::log::log;
+use crate::ffi::payload::CBuf;
+use crate::os::{self, Epoll, Interest, Readiness};
+use crate::report::{Report, ReportData, text};
+use crate::send_buffer::SendBuffer;
+use crate::server::Server;
+use crate::slots::Entry;
+use crate::socket::{Phase, Socket, Transport};
+use crate::udp_address::{UdpAddress, UdpFamily};
+use crate::write_queue::{DatagramSent, FlushEnd, Priority};
+
+/// The epoll token of the command queue's wake-up fd; socket tokens are their (positive) ids.
+pub(crate) const WAKE_TOKEN: u64 = u64::MAX;
+const MAX_EVENTS: usize = 64;
+const MAX_DATAGRAM: usize = 65535;
+
+fn token(id: i32) -> u64 {
+    id as u64
+}
+
+/// State only the poll thread touches.
+pub(crate) struct PollState {
+    commands: VecDeque<Command>,
+    events: Vec<Readiness>,
+    next_event: usize,
+    raw_events: Vec<libc::epoll_event>,
+    datagram: Vec<u8>,
+    /// Given up to shed a connection when accept hits the descriptor limit.
+    spare_fd: Option<OwnedFd>,
+}
+
+impl PollState {
+    pub(crate) fn new() -> PollState {
+        PollState {
+            commands: VecDeque::new(),
+            events: Vec::with_capacity(MAX_EVENTS),
+            next_event: 0,
+            raw_events: Vec::with_capacity(MAX_EVENTS),
+            datagram: Vec::new(),
+            spare_fd: os::spare_fd(),
+        }
+    }
+}
+
+/// What reading a socket produced.
+enum ReadOutcome {
+    /// A result; `again`: the buffer filled, read the same socket before other events.
+    Report { report: Report, again: bool },
+    /// The socket closed or failed (with or without a result); its event is done.
+    Ended(Option<Report>),
+    /// Nothing to report.
+    Nothing,
+}
+
+/// What flushing a socket's queue asks for.
+enum AfterFlush {
+    Keep(Option<Report>),
+    CloseSilently,
+}
+
+/// Drops a socket's epoll registration and closes its fd (a bound fd stays open unless its
+/// phase moved on, as upstream does).
+pub(crate) fn close_fd(epoll: &Epoll, socket: &Socket) {
+    if socket.registered {
+        let _ = epoll.delete(socket.fd);
+    }
+    if socket.fd >= 0 && socket.phase != Phase::Bound {
+        os::close(socket.fd);
+    }
+}
+
+impl Server {
+    /// Blocks until one result is ready. `waited` is set when it had to wait for events.
+    pub(crate) fn poll(&self, waited: &mut bool) -> Report {
+        let mut state = self.poll_state.lock();
+        let st = &mut *state;
+        loop {
+            if st.commands.is_empty() {
+                self.commands.take_all(&mut st.commands);
+            }
+            if let Some(command) = st.commands.pop_front() {
+                if let Some(report) = self.apply(command) {
+                    return report;
+                }
+                continue;
+            }
+            if st.next_event < st.events.len() {
+                if let Some(report) = self.handle_event(st) {
+                    return report;
+                }
+                continue;
+            }
+            self.wait(st, waited);
+        }
+    }
+
+    fn wait(&self, st: &mut PollState, waited: &mut bool) {
+        st.events.clear();
+        st.next_event = 0;
+        if !self.commands.about_to_sleep() {
+            return;
+        }
+        let result = self.epoll.wait(&mut st.raw_events, &mut st.events);
+        self.commands.woke_up();
+        *waited = true;
+        if let Err(err) = result
+            && err.kind() != io::ErrorKind::Interrupted
+        {
+            log!("socket-server error: {}", os::error_text(&err));
+        }
+    }
+
+    fn force_close(&self, socket: Entry<'_, Socket>) {
+        let socket = socket.remove();
+        close_fd(&self.epoll, &socket);
+    }
+
+    fn set_interest(&self, socket: &mut Socket, interest: Interest) -> io::Result<()> {
+        if socket.interest == interest {
+            return Ok(());
+        }
+        if !socket.registered {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
+        socket.interest = interest;
+        self.epoll.modify(socket.fd, token(socket.id), interest)
+    }
+
+    fn set_reading(&self, socket: &mut Socket, read: bool) -> io::Result<()> {
+        let interest = Interest {
+            read,
+            ..socket.interest
+        };
+        self.set_interest(socket, interest)
+    }
+
+    fn set_writing(&self, socket: &mut Socket, write: bool) -> io::Result<()> {
+        let interest = Interest {
+            write,
+            ..socket.interest
+        };
+        self.set_interest(socket, interest)
+    }
+
+    /// Stops reading for good: the peer's FIN arrived, or the owner closed with data queued.
+    fn close_read(&self, socket: &mut Socket) {
+        socket.phase = Phase::HalfClosedRead;
+        let _ = self.set_reading(socket, false);
+        os::shutdown(socket.fd, libc::SHUT_RD);
+    }
+
+    // ---- commands -------------------------------------------------------------------------
+
+    fn apply(&self, command: Command) -> Option<Report> {
+        match command {
+            Command::Listen { id, fd, addr } => {
+                let mut socket = self.table.lock(id)?;
+                let opaque = socket.opaque;
+                if self
+                    .epoll
+                    .add(fd.as_raw_fd(), token(id), Interest::default())
+                    .is_err()
+                {
+                    socket.remove();
+                    return Some(Report::error(id, opaque, text::NO_SLOT));
+                }
+                socket.fd = fd.into_raw_fd();
+                socket.registered = true;
+                socket.phase = Phase::PendingListen;
+                Some(Report::open(
+                    id,
+                    opaque,
+                    i32::from(addr.port()),
+                    ReportData::Text(addr.ip_text()),
+                ))
+            }
+            Command::Connect { id, host, port } => self.apply_connect(id, &host, port),
+            Command::Bind { id, fd } => {
+                let mut socket = self.table.lock(id)?;
+                let opaque = socket.opaque;
+                let interest = Interest {
+                    read: true,
+                    write: false,
+                };
+                if self.epoll.add(fd, token(id), interest).is_err() {
+                    socket.remove();
+                    return Some(Report::error(id, opaque, text::NO_SLOT));
+                }
+                os::set_nonblocking(fd);
+                socket.is_socket = os::is_socket(fd);
+                socket.fd = fd;
+                socket.registered = true;
+                socket.interest = interest;
+                socket.phase = Phase::Bound;
+                Some(Report::open_static(id, opaque, text::BINDING))
+            }
+            Command::Start { id, opaque } => self.apply_start(id, opaque),
+            Command::Pause { id } => {
+                let mut socket = self.table.lock(id)?;
+                if socket.phase != Phase::Reserved && self.set_reading(&mut socket, false).is_err()
+                {
+                    return Some(Report::error(id, socket.opaque, text::ENABLE_READ_FAILED));
+                }
+                None
+            }
+            Command::Close { id, shutdown } => self.apply_close(id, shutdown),
+            Command::Send {
+                id,
+                buf,
+                priority,
+                to,
+            } => self.apply_send(id, buf, priority, to),
+            Command::EnableWrite { id } => {
+                let mut socket = self.table.lock(id)?;
+                if !socket.queue.is_empty() && self.set_writing(&mut socket, true).is_err() {
+                    return Some(Report::error(id, socket.opaque, text::ENABLE_WRITE_FAILED));
+                }
+                None
+            }
+            Command::SetUdpDest { id, addr } => {
+                let mut socket = self.table.lock(id)?;
+                socket.udp_connecting = socket.udp_connecting.saturating_sub(1);
+                if socket.udp_family() != Some(addr.family()) {
+                    return Some(Report::error(id, socket.opaque, text::PROTOCOL_MISMATCH));
+                }
+                socket.udp_dest = Some(addr);
+                None
+            }
+            Command::OpenUdp { id, fd } => {
+                let mut socket = self.table.lock(id)?;
+                let interest = Interest {
+                    read: true,
+                    write: !socket.queue.is_empty(),
+                };
+                if self.epoll.add(fd.as_raw_fd(), token(id), interest).is_err() {
+                    socket.remove();
+                    return None;
+                }
+                socket.fd = fd.into_raw_fd();
+                socket.registered = true;
+                socket.interest = interest;
+                socket.phase = Phase::Connected;
+                None
+            }
+            Command::NoDelay { id } => {
+                let socket = self.table.lock(id)?;
+                if socket.transport == Transport::Tcp && socket.fd >= 0 {
+                    os::set_nodelay(socket.fd);
+                }
+                None
+            }
+            Command::Exit => Some(Report::exit()),
+        }
+    }
+
+    fn apply_connect(&self, id: i32, host: &std::ffi::CStr, port: i32) -> Option<Report> {
+        // Resolve and connect without holding the socket's lock: a lookup can take a while.
+        let opaque = self.table.lock(id)?.opaque;
+        let fail = |text: String| {
+            if let Some(socket) = self.table.lock(id) {
+                socket.remove();
+            }
+            Some(Report::error_text(id, opaque, text))
+        };
+        let addrs = match os::resolve(Some(host), port, libc::SOCK_STREAM) {
+            Ok(addrs) => addrs,
+            Err(err) => return fail(err.text),
+        };
+        let connecting = match os::connect_any(&addrs) {
+            Ok(connecting) => connecting,
+            Err(err) => return fail(os::error_text(&err)),
+        };
+        let mut socket = self.table.lock(id)?;
+        let interest = Interest {
+            read: true,
+            write: !connecting.connected || !socket.queue.is_empty(),
+        };
+        if self
+            .epoll
+            .add(connecting.fd.as_raw_fd(), token(id), interest)
+            .is_err()
+        {
+            socket.remove();
+            return Some(Report::error(id, opaque, text::NO_SLOT));
+        }
+        socket.fd = connecting.fd.into_raw_fd();
+        socket.registered = true;
+        socket.interest = interest;
+        if connecting.connected {
+            socket.phase = Phase::Connected;
+            Some(Report::open(
+                id,
+                opaque,
+                0,
+                ReportData::Text(connecting.peer.ip_text()),
+            ))
+        } else {
+            socket.phase = Phase::Connecting;
+            None
+        }
+    }
+
+    fn apply_start(&self, id: i32, opaque: usize) -> Option<Report> {
+        let Some(mut socket) = self.table.lock(id) else {
+            return Some(Report::error(id, opaque, text::INVALID_SOCKET));
+        };
+        if socket.phase == Phase::HalfClosedRead {
+            // The socket may be on its way to its owner's CLOSE; starting it is an error.
+            return Some(Report::error(id, opaque, text::SOCKET_CLOSED));
+        }
+        if socket.phase == Phase::Reserved || self.set_reading(&mut socket, true).is_err() {
+            return Some(Report::error(id, opaque, text::ENABLE_READ_FAILED));
+        }
+        match socket.phase {
+            Phase::PendingAccept | Phase::PendingListen => {
+                socket.phase = if socket.phase == Phase::PendingAccept {
+                    Phase::Connected
+                } else {
+                    Phase::Listening
+                };
+                socket.opaque = opaque;
+                Some(Report::open_static(id, opaque, text::START))
+            }
+            Phase::Connected => {
+                socket.opaque = opaque;
+                Some(Report::open_static(id, opaque, text::TRANSFER))
+            }
+            _ => None,
+        }
+    }
+
+    fn apply_close(&self, id: i32, shutdown: bool) -> Option<Report> {
+        let mut socket = self.table.lock(id)?;
+        let opaque = socket.opaque;
+        if socket.phase == Phase::Reserved {
+            // Closed before the poll thread set it up: the creating command will find nothing.
+            socket.remove();
+            return Some(Report::close(id, opaque));
+        }
+        match close::on_owner_close(socket.phase, shutdown, socket.nothing_to_send()) {
+            OwnerClose::Now { report } => {
+                self.force_close(socket);
+                report.then(|| Report::close(id, opaque))
+            }
+            OwnerClose::AfterFlush { stop_reading } => {
+                socket.closing = true;
+                if stop_reading {
+                    self.close_read(&mut socket);
+                    return Some(Report::close(id, opaque));
+                }
+                None
+            }
+        }
+    }
+
+    fn apply_send(
+        &self,
+        id: i32,
+        buf: SendBuffer,
+        priority: Priority,
+        to: Option<UdpAddress>,
+    ) -> Option<Report> {
+        let mut socket = self.table.lock(id)?;
+        socket.pending_sends = socket.pending_sends.saturating_sub(1);
+        if socket.is_listener() {
+            log!("socket-server error: write to listen fd {id}.");
+            return None;
+        }
+        if !socket.accepts_data() {
+            drop(buf);
+            if socket.closing && socket.nothing_to_send() {
+                // The last send a closing socket waited for: now it can go.
+                self.force_close(socket);
+            }
+            return None;
+        }
+        let was_empty = socket.queue.is_empty();
+        match socket.transport {
+            Transport::Tcp => {
+                // A send to an idle socket goes to the high queue whatever its priority.
+                socket
+                    .queue
+                    .push_stream(if was_empty { Priority::High } else { priority }, buf, 0);
+                if was_empty && socket.writable_now() {
+                    match self.flush_queue(&mut socket) {
+                        AfterFlush::Keep(Some(report)) => return Some(report),
+                        AfterFlush::Keep(None) => {}
+                        AfterFlush::CloseSilently => {
+                            self.force_close(socket);
+                            return None;
+                        }
+                    }
+                }
+            }
+            Transport::Udp(family) => {
+                let Some(dest) = to.or(socket.udp_dest).filter(|d| d.family() == family) else {
+                    log!("socket-server: udp socket ({id}) error: type mismatch.");
+                    return None;
+                };
+                if was_empty
+                    && socket.writable_now()
+                    && let Ok(n) = os::send_to(socket.fd, buf.bytes(), &dest.to_sockaddr())
+                {
+                    let now = self.now();
+                    socket.count_write(n, now);
+                    return None;
+                }
+                socket.queue.push_datagram(priority, buf, Some(dest));
+            }
+        }
+        if !socket.queue.is_empty()
+            && socket.registered
+            && self.set_writing(&mut socket, true).is_err()
+        {
+            return Some(Report::error(id, socket.opaque, text::ENABLE_WRITE_FAILED));
+        }
+        let opaque = socket.opaque;
+        socket
+            .queue
+            .check_warning()
+            .map(|kib| Report::warning(id, opaque, kib))
+    }
+
+    // ---- events ---------------------------------------------------------------------------
+
+    fn handle_event(&self, st: &mut PollState) -> Option<Report> {
+        let index = st.next_event;
+        let event = st.events[index];
+        if event.token == WAKE_TOKEN {
+            st.next_event += 1;
+            self.commands.clear_wake();
+            return None;
+        }
+        // A token names an id, so an event for a closed socket finds nothing, even when a
+        // new socket reuses the slot.
+        let Some(mut socket) = self.table.lock(event.token as i32) else {
+            st.next_event += 1;
+            return None;
+        };
+        match socket.phase {
+            Phase::Reserved => {
+                st.next_event += 1;
+                return None;
+            }
+            Phase::Connecting => {
+                st.next_event += 1;
+                return Some(self.finish_connect(socket));
+            }
+            Phase::Listening if event.read && socket.interest.read => {
+                return self.accept(st, socket);
+            }
+            _ => {}
+        }
+        if event.read && socket.interest.read {
+            let outcome = if socket.is_udp() {
+                self.read_datagram(st, socket)
+            } else {
+                self.read_stream(socket)
+            };
+            return match outcome {
+                ReadOutcome::Report { report, again } => {
+                    if !again {
+                        self.read_done(st, index, event);
+                    }
+                    Some(report)
+                }
+                ReadOutcome::Ended(report) => {
+                    st.next_event += 1;
+                    report
+                }
+                ReadOutcome::Nothing => {
+                    self.read_done(st, index, event);
+                    None
+                }
+            };
+        }
+        st.next_event += 1;
+        if event.write {
+            return match self.flush_queue(&mut socket) {
+                AfterFlush::Keep(report) => report,
+                AfterFlush::CloseSilently => {
+                    self.force_close(socket);
+                    None
+                }
+            };
+        }
+        if event.error {
+            let message = match os::take_socket_error(socket.fd) {
+                Ok(0) => return Some(Report::error(socket.id, socket.opaque, text::UNKNOWN_ERROR)),
+                Ok(code) => os::strerror(code),
+                Err(err) => os::error_text(&err),
+            };
+            return Some(Report::error_text(socket.id, socket.opaque, message));
+        }
+        if event.hangup {
+            let (id, opaque) = (socket.id, socket.opaque);
+            let report = close::hangup_reports_close(socket.phase);
+            self.force_close(socket);
+            return report.then(|| Report::close(id, opaque));
+        }
+        None
+    }
+
+    /// The read half of an event is done: handle its write half next, or move on.
+    fn read_done(&self, st: &mut PollState, index: usize, event: Readiness) {
+        if event.write {
+            st.events[index].read = false;
+        } else {
+            st.next_event += 1;
+        }
+    }
+
+    fn finish_connect(&self, mut socket: Entry<'_, Socket>) -> Report {
+        let (id, opaque) = (socket.id, socket.opaque);
+        let failure = match os::take_socket_error(socket.fd) {
+            Ok(0) => None,
+            Ok(code) => Some(os::strerror(code)),
+            Err(err) => Some(os::error_text(&err)),
+        };
+        if let Some(message) = failure {
+            self.force_close(socket);
+            return Report::error_text(id, opaque, message);
+        }
+        socket.phase = Phase::Connected;
+        if socket.nothing_to_send() && self.set_writing(&mut socket, false).is_err() {
+            self.force_close(socket);
+            return Report::error(id, opaque, text::DISABLE_WRITE_FAILED);
+        }
+        let peer = os::peer_addr(socket.fd)
+            .map_or(ReportData::None, |addr| ReportData::Text(addr.ip_text()));
+        Report::open(id, opaque, 0, peer)
+    }
+
+    fn accept(&self, st: &mut PollState, mut listener: Entry<'_, Socket>) -> Option<Report> {
+        let (listener_id, opaque) = (listener.id, listener.opaque);
+        let (client, peer) = match os::accept(listener.fd) {
+            Ok(accepted) => accepted,
+            Err(err) if matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                st.next_event += 1;
+                // Free the spare descriptor to accept and drop the connection, so the client
+                // is not left waiting, then take the spare back.
+                if let Some(spare) = st.spare_fd.take() {
+                    drop(spare);
+                    drop(os::accept(listener.fd));
+                    st.spare_fd = os::spare_fd();
+                }
+                return Some(Report::error_text(
+                    listener_id,
+                    opaque,
+                    os::error_text(&err),
+                ));
+            }
+            Err(_) => {
+                st.next_event += 1;
+                return None;
+            }
+        };
+        let Some(new_id) = self
+            .table
+            .reserve(|id| Socket::reserved(id, opaque, Transport::Tcp))
+        else {
+            st.next_event += 1;
+            return None;
+        };
+        let mut socket = self.table.lock(new_id)?;
+        if self
+            .epoll
+            .add(client.as_raw_fd(), token(new_id), Interest::default())
+            .is_err()
+        {
+            socket.remove();
+            st.next_event += 1;
+            return None;
+        }
+        os::set_keepalive(client.as_raw_fd());
+        socket.fd = client.into_raw_fd();
+        socket.registered = true;
+        socket.phase = Phase::PendingAccept;
+        drop(socket);
+        let now = self.now();
+        listener.count_read(1, now);
+        // The event stays current: more connections may be waiting.
+        Some(Report::accept(
+            listener_id,
+            opaque,
+            new_id,
+            peer.map(|p| p.text_with_port()),
+        ))
+    }
+
+    fn read_stream(&self, mut socket: Entry<'_, Socket>) -> ReadOutcome {
+        let (id, opaque) = (socket.id, socket.opaque);
+        let Some(mut buf) = CBuf::uninit(socket.read_size) else {
+            log!("socket-server error: out of memory reading socket {id}.");
+            return ReadOutcome::Nothing;
+        };
+        match os::read(socket.fd, buf.spare()) {
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                ) =>
+            {
+                ReadOutcome::Nothing
+            }
+            Err(err) => {
+                ReadOutcome::Ended(Some(Report::error_text(id, opaque, os::error_text(&err))))
+            }
+            Ok(0) => {
+                match close::on_read_eof(socket.phase, socket.closing, socket.nothing_to_send()) {
+                    ReadEof::Ignore => ReadOutcome::Nothing,
+                    ReadEof::CloseSilently => {
+                        self.force_close(socket);
+                        ReadOutcome::Ended(None)
+                    }
+                    ReadEof::HalfCloseAndReport => {
+                        self.close_read(&mut socket);
+                        ReadOutcome::Ended(Some(Report::close(id, opaque)))
+                    }
+                    ReadEof::CloseAndReport => {
+                        self.force_close(socket);
+                        ReadOutcome::Ended(Some(Report::close(id, opaque)))
+                    }
+                }
+            }
+            Ok(n) => {
+                if socket.phase == Phase::HalfClosedRead {
+                    return ReadOutcome::Nothing;
+                }
+                let now = self.now();
+                socket.count_read(n, now);
+                let again = socket.adapt_read_size(n);
+                ReadOutcome::Report {
+                    report: Report::data(id, opaque, n, buf),
+                    again,
+                }
+            }
+        }
+    }
+
+    fn read_datagram(&self, st: &mut PollState, mut socket: Entry<'_, Socket>) -> ReadOutcome {
+        let (id, opaque) = (socket.id, socket.opaque);
+        if st.datagram.is_empty() {
+            st.datagram = vec![0; MAX_DATAGRAM];
+        }
+        match os::recv_from(socket.fd, &mut st.datagram) {
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                ) =>
+            {
+                ReadOutcome::Nothing
+            }
+            Err(err) => {
+                self.force_close(socket);
+                ReadOutcome::Ended(Some(Report::error_text(id, opaque, os::error_text(&err))))
+            }
+            Ok((n, from)) => {
+                let now = self.now();
+                socket.count_read(n, now);
+                let family = socket.udp_family();
+                let Some(from) = from.filter(|f| Some(UdpFamily::of(f)) == family) else {
+                    return ReadOutcome::Nothing;
+                };
+                let address = UdpAddress::from_sockaddr(&from);
+                let Some(buf) = CBuf::from_slices(&[&st.datagram[..n], address.as_bytes()]) else {
+                    log!("socket-server error: out of memory reading udp socket {id}.");
+                    return ReadOutcome::Nothing;
+                };
+                ReadOutcome::Report {
+                    report: Report::udp(id, opaque, n, buf),
+                    again: true,
+                }
+            }
+        }
+    }
+
+    /// Writes what is queued. Keeps EPOLLOUT while data remains, turns it off when drained.
+    fn flush_queue(&self, socket: &mut Socket) -> AfterFlush {
+        if !socket.writable_now() {
+            return AfterFlush::Keep(None);
+        }
+        let (id, fd) = (socket.id, socket.fd);
+        let (written, end) = match socket.transport {
+            Transport::Tcp => {
+                let is_socket = socket.is_socket;
+                socket
+                    .queue
+                    .flush_stream(|slices| os::write_vectored(fd, slices, is_socket))
+            }
+            Transport::Udp(family) => {
+                let default_dest = socket.udp_dest;
+                socket.queue.flush_datagrams(|bytes, to| {
+                    send_datagram(id, fd, family, bytes, to.or(default_dest.as_ref()))
+                })
+            }
+        };
+        let now = self.now();
+        socket.count_write(written, now);
+        match end {
+            FlushEnd::Blocked => {
+                if self.set_writing(socket, true).is_err() {
+                    return AfterFlush::Keep(Some(Report::error(
+                        id,
+                        socket.opaque,
+                        text::ENABLE_WRITE_FAILED,
+                    )));
+                }
+                AfterFlush::Keep(None)
+            }
+            FlushEnd::Drained => {
+                if close::close_when_drained(socket.closing) {
+                    return AfterFlush::CloseSilently;
+                }
+                if self.set_writing(socket, false).is_err() {
+                    return AfterFlush::Keep(Some(Report::error(
+                        id,
+                        socket.opaque,
+                        text::DISABLE_WRITE_FAILED,
+                    )));
+                }
+                let drained = socket.queue.take_drained_warning();
+                AfterFlush::Keep(drained.then(|| Report::warning(id, socket.opaque, 0)))
+            }
+            FlushEnd::Failed(err) => match close::on_write_error(socket.phase, socket.closing) {
+                WriteError::CloseSilently => AfterFlush::CloseSilently,
+                WriteError::AlreadyReported => AfterFlush::Keep(None),
+                WriteError::ShutWriteAndReport => {
+                    socket.phase = Phase::HalfClosedWrite;
+                    os::shutdown(fd, libc::SHUT_WR);
+                    socket.queue.clear();
+                    let _ = self.set_writing(socket, false);
+                    AfterFlush::Keep(Some(Report::error_text(
+                        id,
+                        socket.opaque,
+                        os::error_text(&err),
+                    )))
+                }
+            },
+        }
+    }
+}
+
+/// Sends one queued datagram to its destination, logging (as upstream) what it drops.
+fn send_datagram(
+    id: i32,
+    fd: i32,
+    family: UdpFamily,
+    bytes: &[u8],
+    to: Option<&UdpAddress>,
+) -> DatagramSent {
+    let Some(to) = to.filter(|a| a.family() == family) else {
+        log!("socket-server : udp ({id}) error: type mismatch.");
+        return DatagramSent::Dropped;
+    };
+    match os::send_to(fd, bytes, &to.to_sockaddr()) {
+        Ok(n) => DatagramSent::Sent(n),
+        Err(err)
+            if matches!(
+                err.kind(),
+                io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+            ) =>
+        {
+            DatagramSent::Blocked
+        }
+        Err(err) => {
+            log!(
+                "socket-server : udp ({id}) sendto error {}.",
+                os::error_text(&err)
+            );
+            DatagramSent::Dropped
+        }
+    }
+}

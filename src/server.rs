@@ -1,0 +1,330 @@
+//! The server object and everything a worker thread calls. Worker calls reserve ids, do the
+//! direct-write fast path under the socket's lock, and hand everything else to the poll
+//! thread as commands (`command.rs`); the poll thread's side is in `poll.rs`.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+use crate::command::{Command, CommandQueue};
+use crate::ffi::log::log;
+use crate::ffi::payload::Outgoing;
+use crate::info::{self, InfoEntry};
+use crate::os::{self, Epoll, EventFd};
+use crate::poll::{PollState, WAKE_TOKEN};
+use crate::send_buffer::SendBuffer;
+use crate::slots::{Entry, SlotTable};
+use crate::socket::{Socket, Transport};
+use crate::udp_address::{UdpAddress, UdpFamily};
+
+pub(crate) use crate::write_queue::Priority;
+
+pub(crate) struct Server {
+    pub(crate) table: SlotTable<Socket>,
+    pub(crate) commands: CommandQueue,
+    pub(crate) epoll: Epoll,
+    time: AtomicU64,
+    pub(crate) poll_state: Mutex<PollState>,
+}
+
+impl Server {
+    pub(crate) fn new(time: u64) -> io::Result<Server> {
+        let epoll = Epoll::new()?;
+        let wake = EventFd::new()?;
+        epoll.add_edge_triggered(wake.raw(), WAKE_TOKEN)?;
+        Ok(Server {
+            table: SlotTable::default(),
+            commands: CommandQueue::new(wake),
+            epoll,
+            time: AtomicU64::new(time),
+            poll_state: Mutex::new(PollState::new()),
+        })
+    }
+
+    pub(crate) fn update_time(&self, time: u64) {
+        self.time.store(time, Ordering::Relaxed);
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        self.time.load(Ordering::Relaxed)
+    }
+
+    fn reserve(&self, opaque: usize, transport: Transport) -> Option<i32> {
+        self.table
+            .reserve(|id| Socket::reserved(id, opaque, transport))
+    }
+
+    pub(crate) fn exit(&self) {
+        self.commands.push(Command::Exit);
+    }
+
+    pub(crate) fn listen(
+        &self,
+        opaque: usize,
+        host: Option<&CStr>,
+        port: i32,
+        backlog: i32,
+    ) -> i32 {
+        let (fd, _) = match os::bind_address(host, port, libc::SOCK_STREAM) {
+            Ok(bound) => bound,
+            Err(_) => return -1,
+        };
+        if os::listen(fd.as_raw_fd(), backlog).is_err() {
+            return -1;
+        }
+        let Some(addr) = os::local_addr(fd.as_raw_fd()) else {
+            return -1;
+        };
+        let Some(id) = self.reserve(opaque, Transport::Tcp) else {
+            return -1;
+        };
+        self.commands.push(Command::Listen { id, fd, addr });
+        id
+    }
+
+    pub(crate) fn connect(&self, opaque: usize, host: &CStr, port: i32) -> i32 {
+        let Some(id) = self.reserve(opaque, Transport::Tcp) else {
+            return -1;
+        };
+        self.commands.push(Command::Connect {
+            id,
+            host: host.to_owned(),
+            port,
+        });
+        id
+    }
+
+    pub(crate) fn bind(&self, opaque: usize, fd: i32) -> i32 {
+        if fd < 0 {
+            log!("socket-server error: socket_server_bind called with fd {fd}.");
+            return -1;
+        }
+        let Some(id) = self.reserve(opaque, Transport::Tcp) else {
+            return -1;
+        };
+        self.commands.push(Command::Bind { id, fd });
+        id
+    }
+
+    pub(crate) fn start(&self, opaque: usize, id: i32) {
+        self.commands.push(Command::Start { id, opaque });
+    }
+
+    pub(crate) fn pause(&self, _opaque: usize, id: i32) {
+        self.commands.push(Command::Pause { id });
+    }
+
+    /// The opaque given to close is not used: CLOSE carries the socket's current owner.
+    pub(crate) fn close(&self, _opaque: usize, id: i32, shutdown: bool) {
+        self.commands.push(Command::Close { id, shutdown });
+    }
+
+    pub(crate) fn nodelay(&self, id: i32) {
+        self.commands.push(Command::NoDelay { id });
+    }
+
+    /// Sends on TCP, or on UDP to the default destination. Err when the id is invalid or
+    /// closing (high priority); the payload is released either way.
+    pub(crate) fn send(
+        &self,
+        id: i32,
+        outgoing: Outgoing<'_>,
+        priority: Priority,
+    ) -> Result<(), ()> {
+        let Some(socket) = self.table.lock(id) else {
+            return Err(());
+        };
+        if socket.closing && priority == Priority::High {
+            return Err(());
+        }
+        if socket.is_udp() && socket.udp_dest.is_none() && socket.udp_connecting == 0 {
+            log!("socket-server : set udp ({id}) error: address first.");
+            return Err(());
+        }
+        if socket.can_write_directly() {
+            return self.write_directly(socket, outgoing, None);
+        }
+        self.queue_send(socket, SendBuffer::from(outgoing), priority, None);
+        Ok(())
+    }
+
+    /// Sends a datagram to `to`. Err for an invalid id or an address of the other family.
+    pub(crate) fn udp_send(
+        &self,
+        id: i32,
+        to: &UdpAddress,
+        outgoing: Outgoing<'_>,
+    ) -> Result<(), ()> {
+        let Some(socket) = self.table.lock(id) else {
+            return Err(());
+        };
+        if socket.udp_family() != Some(to.family()) {
+            return Err(());
+        }
+        if socket.can_write_directly() {
+            return self.write_directly(socket, outgoing, Some(*to));
+        }
+        self.queue_send(
+            socket,
+            SendBuffer::from(outgoing),
+            Priority::High,
+            Some(*to),
+        );
+        Ok(())
+    }
+
+    fn queue_send(
+        &self,
+        mut socket: Entry<'_, Socket>,
+        buf: SendBuffer,
+        priority: Priority,
+        to: Option<UdpAddress>,
+    ) {
+        socket.pending_sends += 1;
+        let id = socket.id;
+        drop(socket);
+        self.commands.push(Command::Send {
+            id,
+            buf,
+            priority,
+            to,
+        });
+    }
+
+    /// The fast path: write from the caller's thread under the socket's lock. What the
+    /// kernel does not take is queued in front and the poll thread is asked to finish it.
+    fn write_directly(
+        &self,
+        mut socket: Entry<'_, Socket>,
+        outgoing: Outgoing<'_>,
+        to: Option<UdpAddress>,
+    ) -> Result<(), ()> {
+        let bytes = outgoing.bytes();
+        let len = bytes.len();
+        let written = match socket.transport {
+            Transport::Tcp => os::write(socket.fd, bytes, socket.is_socket).unwrap_or(0),
+            Transport::Udp(_) => {
+                let Some(dest) = to.or(socket.udp_dest) else {
+                    return Err(());
+                };
+                // A datagram goes whole or not at all; a failed one is retried by the poll thread.
+                match os::send_to(socket.fd, bytes, &dest.to_sockaddr()) {
+                    Ok(_) => len,
+                    Err(_) => 0,
+                }
+            }
+        };
+        let now = self.now();
+        socket.count_write(written, now);
+        if written == len {
+            return Ok(());
+        }
+        let (rest, offset) = SendBuffer::keep_rest(outgoing, written);
+        socket.queue.push_front_high(rest, offset, to);
+        let id = socket.id;
+        drop(socket);
+        self.commands.push(Command::EnableWrite { id });
+        Ok(())
+    }
+
+    pub(crate) fn udp(&self, opaque: usize, host: Option<&CStr>, port: i32) -> i32 {
+        if port != 0 || host.is_some() {
+            self.udp_bound(opaque, host, port)
+        } else {
+            match os::udp_socket(libc::AF_INET) {
+                Ok(fd) => self.open_udp(opaque, fd, UdpFamily::V4, None),
+                Err(_) => -1,
+            }
+        }
+    }
+
+    pub(crate) fn udp_listen(&self, opaque: usize, host: Option<&CStr>, port: i32) -> i32 {
+        if port == 0 {
+            return -1;
+        }
+        self.udp_bound(opaque, host, port)
+    }
+
+    fn udp_bound(&self, opaque: usize, host: Option<&CStr>, port: i32) -> i32 {
+        match os::bind_address(host, port, libc::SOCK_DGRAM) {
+            Ok((fd, addr)) => self.open_udp(opaque, fd, UdpFamily::of(&addr), None),
+            Err(_) => -1,
+        }
+    }
+
+    pub(crate) fn udp_dial(&self, opaque: usize, host: Option<&CStr>, port: i32) -> i32 {
+        let Ok(addrs) = os::resolve(host, port, libc::SOCK_DGRAM) else {
+            return -1;
+        };
+        let dest = addrs[0];
+        let Ok(fd) = os::udp_socket(dest.family()) else {
+            return -1;
+        };
+        self.open_udp(
+            opaque,
+            fd,
+            UdpFamily::of(&dest),
+            Some(UdpAddress::from_sockaddr(&dest)),
+        )
+    }
+
+    fn open_udp(
+        &self,
+        opaque: usize,
+        fd: std::os::fd::OwnedFd,
+        family: UdpFamily,
+        dest: Option<UdpAddress>,
+    ) -> i32 {
+        let Some(id) = self.table.reserve(|id| {
+            let mut socket = Socket::reserved(id, opaque, Transport::Udp(family));
+            socket.udp_dest = dest;
+            socket
+        }) else {
+            return -1;
+        };
+        self.commands.push(Command::OpenUdp { id, fd });
+        id
+    }
+
+    pub(crate) fn udp_connect(&self, id: i32, host: Option<&CStr>, port: i32) -> i32 {
+        {
+            let Some(mut socket) = self.table.lock(id) else {
+                return -1;
+            };
+            // No direct write may use the old destination from here on.
+            socket.udp_connecting += 1;
+        }
+        let addr = os::resolve(host, port, libc::SOCK_DGRAM)
+            .ok()
+            .map(|addrs| UdpAddress::from_sockaddr(&addrs[0]));
+        let Some(addr) = addr else {
+            if let Some(mut socket) = self.table.lock(id) {
+                socket.udp_connecting -= 1;
+            }
+            return -1;
+        };
+        self.commands.push(Command::SetUdpDest { id, addr });
+        0
+    }
+
+    pub(crate) fn info(&self) -> Vec<InfoEntry> {
+        let mut entries = Vec::new();
+        self.table
+            .for_each(|socket| entries.extend(info::describe(&socket)));
+        entries
+    }
+}
+
+impl Drop for Server {
+    /// socket_server_release: close every socket and release every queued buffer. Commands
+    /// never applied release what they carry as they drop.
+    fn drop(&mut self) {
+        self.table.for_each(|socket| {
+            let socket = socket.remove();
+            crate::poll::close_fd(&self.epoll, &socket);
+        });
+    }
+}

@@ -1,0 +1,253 @@
+//! Ids and the slot table. An id is a positive int from a counter; its slot is `id % 65536`.
+//! Each slot records the full id that owns it, so a stale id (closed, or never issued) can
+//! never reach the socket that later reuses its slot. Slots come in chunks allocated on
+//! first use, so memory follows the ids in use rather than the 65536 maximum.
+
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, Ordering};
+
+use parking_lot::{Mutex, MutexGuard};
+
+/// At most this many sockets exist at once (skynet's limit).
+pub(crate) const MAX_SOCKETS: usize = 1 << 16;
+const CHUNK_SLOTS: usize = 256;
+const CHUNKS: usize = MAX_SOCKETS / CHUNK_SLOTS;
+
+struct Slot<T> {
+    /// The id that owns the slot, 0 when free. Claimed with a CAS so reservation needs no lock.
+    owner: AtomicI32,
+    state: Mutex<Option<Box<T>>>,
+}
+
+struct Chunk<T> {
+    slots: Box<[Slot<T>]>,
+}
+
+/// The table of live sockets, generic so tests can drive it without sockets.
+pub(crate) struct SlotTable<T> {
+    chunks: Box<[AtomicPtr<Chunk<T>>]>,
+    next_id: AtomicU32,
+}
+
+/// A locked, live entry. Holding it is holding the socket's lock.
+pub(crate) struct Entry<'a, T> {
+    slot: &'a Slot<T>,
+    guard: MutexGuard<'a, Option<Box<T>>>,
+}
+
+impl<T> Default for SlotTable<T> {
+    fn default() -> Self {
+        SlotTable {
+            chunks: (0..CHUNKS).map(|_| AtomicPtr::default()).collect(),
+            next_id: AtomicU32::new(0),
+        }
+    }
+}
+
+fn slot_index(id: i32) -> (usize, usize) {
+    let index = id as usize % MAX_SOCKETS;
+    (index / CHUNK_SLOTS, index % CHUNK_SLOTS)
+}
+
+impl<T> SlotTable<T> {
+    fn chunk(&self, n: usize) -> Option<&Chunk<T>> {
+        let ptr = self.chunks[n].load(Ordering::Acquire);
+        // Chunks are only freed in Drop, which has `&mut self`.
+        (!ptr.is_null()).then(|| chunk_ref(ptr))
+    }
+
+    fn chunk_or_alloc(&self, n: usize) -> &Chunk<T> {
+        if let Some(chunk) = self.chunk(n) {
+            return chunk;
+        }
+        let fresh = Box::into_raw(Box::new(Chunk {
+            slots: (0..CHUNK_SLOTS)
+                .map(|_| Slot {
+                    owner: AtomicI32::new(0),
+                    state: Mutex::new(None),
+                })
+                .collect(),
+        }));
+        match self.chunks[n].compare_exchange(
+            std::ptr::null_mut(),
+            fresh,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => chunk_ref(fresh),
+            Err(existing) => {
+                drop(chunk_box(fresh));
+                chunk_ref(existing)
+            }
+        }
+    }
+
+    fn slot(&self, id: i32) -> Option<&Slot<T>> {
+        if id <= 0 {
+            return None;
+        }
+        let (chunk, index) = slot_index(id);
+        self.chunk(chunk).map(|c| &c.slots[index])
+    }
+
+    /// Reserves a fresh id and stores `make(id)` in its slot. Ids come from a counter, so
+    /// they are consecutive while slots are free; `None` when every slot is taken.
+    pub(crate) fn reserve(&self, make: impl FnOnce(i32) -> T) -> Option<i32> {
+        for _ in 0..MAX_SOCKETS {
+            let id =
+                (self.next_id.fetch_add(1, Ordering::Relaxed).wrapping_add(1) & 0x7fff_ffff) as i32;
+            if id == 0 {
+                continue;
+            }
+            let (chunk, index) = slot_index(id);
+            let slot = &self.chunk_or_alloc(chunk).slots[index];
+            if slot
+                .owner
+                .compare_exchange(0, id, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                *slot.state.lock() = Some(Box::new(make(id)));
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Locks the live entry of `id`, or `None` for a stale, unknown or invalid id.
+    pub(crate) fn lock(&self, id: i32) -> Option<Entry<'_, T>> {
+        let slot = self.slot(id)?;
+        if slot.owner.load(Ordering::Acquire) != id {
+            return None;
+        }
+        let guard = slot.state.lock();
+        // Re-check under the lock: the slot may have been released and reused meanwhile.
+        (slot.owner.load(Ordering::Acquire) == id && guard.is_some())
+            .then_some(Entry { slot, guard })
+    }
+
+    /// Visits every live entry, locking each in turn.
+    pub(crate) fn for_each(&self, mut visit: impl FnMut(Entry<'_, T>)) {
+        for n in 0..CHUNKS {
+            let Some(chunk) = self.chunk(n) else { continue };
+            for slot in chunk.slots.iter() {
+                if slot.owner.load(Ordering::Acquire) == 0 {
+                    continue;
+                }
+                let guard = slot.state.lock();
+                if guard.is_some() {
+                    visit(Entry { slot, guard });
+                }
+            }
+        }
+    }
+}
+
+impl<'a, T> Entry<'a, T> {
+    /// Frees the slot and returns what it held; the id is stale from now on.
+    pub(crate) fn remove(mut self) -> Box<T> {
+        let value = self.guard.take().expect("an Entry always holds a value");
+        self.slot.owner.store(0, Ordering::Release);
+        value
+    }
+}
+
+impl<T> std::ops::Deref for Entry<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.guard.as_ref().expect("an Entry always holds a value")
+    }
+}
+
+impl<T> std::ops::DerefMut for Entry<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.guard.as_mut().expect("an Entry always holds a value")
+    }
+}
+
+impl<T> Drop for SlotTable<T> {
+    fn drop(&mut self) {
+        for ptr in self.chunks.iter() {
+            let ptr = ptr.swap(std::ptr::null_mut(), Ordering::AcqRel);
+            if !ptr.is_null() {
+                drop(chunk_box(ptr));
+            }
+        }
+    }
+}
+
+// The two helpers below are the only places a chunk pointer is dereferenced. Chunks are
+// created by Box::into_raw and published with a CAS; they live until SlotTable::drop.
+fn chunk_ref<'a, T>(ptr: *mut Chunk<T>) -> &'a Chunk<T> {
+    // SAFETY: `ptr` came from Box::into_raw and is freed only in Drop, which needs `&mut self`
+    // and so outlives every borrow handed out here.
+    unsafe { &*ptr }
+}
+
+fn chunk_box<T>(ptr: *mut Chunk<T>) -> Box<Chunk<T>> {
+    // SAFETY: `ptr` came from Box::into_raw and is reclaimed exactly once (lost CAS or Drop).
+    unsafe { Box::from_raw(ptr) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_consecutive_and_positive() {
+        let table = SlotTable::<i32>::default();
+        let a = table.reserve(|id| id).unwrap();
+        let b = table.reserve(|id| id).unwrap();
+        assert_eq!((a, b), (1, 2));
+    }
+
+    #[test]
+    fn a_released_id_never_validates_again_even_when_its_slot_is_reused() {
+        let table = SlotTable::<i32>::default();
+        let old = table.reserve(|id| id).unwrap();
+        table.lock(old).unwrap().remove();
+        let mut new = 0;
+        for _ in 0..MAX_SOCKETS {
+            new = table.reserve(|id| id).unwrap();
+            if slot_index(new) == slot_index(old) {
+                break;
+            }
+            table.lock(new).unwrap().remove();
+        }
+        assert_eq!(slot_index(new), slot_index(old));
+        assert_ne!(new, old);
+        assert!(table.lock(old).is_none());
+        assert_eq!(*table.lock(new).unwrap(), new);
+    }
+
+    #[test]
+    fn unknown_negative_and_zero_ids_find_nothing() {
+        let table = SlotTable::<i32>::default();
+        table.reserve(|id| id).unwrap();
+        for id in [0, -1, i32::MIN, 2, 65537, i32::MAX] {
+            assert!(table.lock(id).is_none(), "id {id}");
+        }
+    }
+
+    #[test]
+    fn reservation_fails_when_every_slot_is_taken() {
+        let table = SlotTable::<()>::default();
+        for _ in 0..MAX_SOCKETS {
+            assert!(table.reserve(|_| ()).is_some());
+        }
+        assert!(table.reserve(|_| ()).is_none());
+        let mut live = 0;
+        table.for_each(|_| live += 1);
+        assert_eq!(live, MAX_SOCKETS);
+    }
+
+    #[test]
+    fn chunks_are_allocated_only_for_ids_in_use() {
+        let table = SlotTable::<()>::default();
+        table.reserve(|_| ()).unwrap();
+        let allocated = table
+            .chunks
+            .iter()
+            .filter(|c| !c.load(Ordering::Relaxed).is_null())
+            .count();
+        assert_eq!(allocated, 1);
+    }
+}

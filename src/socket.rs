@@ -1,0 +1,205 @@
+//! Per-socket state. It lives in its slot behind the slot's mutex, which is the per-socket
+//! lock: the poll thread holds it while it changes the socket, a worker holds it for a direct
+//! write. Only the poll thread changes `phase`, the epoll interest and the fd.
+
+use std::os::fd::RawFd;
+
+use crate::os::Interest;
+use crate::udp_address::{UdpAddress, UdpFamily};
+use crate::write_queue::WriteQueue;
+
+/// The smallest (and first) read buffer.
+pub(crate) const MIN_READ: usize = 64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Transport {
+    Tcp,
+    Udp(UdpFamily),
+}
+
+/// Where a socket is in its life. Close rules are in `close.rs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Id handed out; the poll thread has not set the socket up yet.
+    Reserved,
+    /// Listening, not accepting until started.
+    PendingListen,
+    Listening,
+    Connecting,
+    /// Accepted, not reading until started.
+    PendingAccept,
+    /// Connected TCP, or any UDP socket.
+    Connected,
+    /// The peer's FIN arrived, or the owner closed with data queued: no more reading.
+    HalfClosedRead,
+    /// A write failed: no more writing.
+    HalfClosedWrite,
+    /// A descriptor wrapped by socket_server_bind.
+    Bound,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Stats {
+    pub read: u64,
+    pub write: u64,
+    pub rtime: u64,
+    pub wtime: u64,
+}
+
+pub(crate) struct Socket {
+    pub id: i32,
+    /// The owning service.
+    pub opaque: usize,
+    /// -1 until the poll thread sets the socket up.
+    pub fd: RawFd,
+    /// Sockets get MSG_NOSIGNAL sends; a bound pipe or tty gets plain writes.
+    pub is_socket: bool,
+    pub transport: Transport,
+    pub phase: Phase,
+    /// The owner closed it; it closes for good once the queue drains.
+    pub closing: bool,
+    /// Whether the fd is in epoll, and what epoll is asked for.
+    pub registered: bool,
+    pub interest: Interest,
+    pub queue: WriteQueue,
+    /// Send commands issued for this socket that the poll thread has not applied yet. Direct
+    /// writes wait for zero, so they can never overtake queued data.
+    pub pending_sends: u32,
+    /// UDP default destination.
+    pub udp_dest: Option<UdpAddress>,
+    /// udp_connect calls whose new destination is not applied yet: no direct writes until 0.
+    pub udp_connecting: u32,
+    pub read_size: usize,
+    pub stats: Stats,
+}
+
+impl Socket {
+    pub(crate) fn reserved(id: i32, opaque: usize, transport: Transport) -> Socket {
+        Socket {
+            id,
+            opaque,
+            fd: -1,
+            is_socket: true,
+            transport,
+            phase: Phase::Reserved,
+            closing: false,
+            registered: false,
+            interest: Interest::default(),
+            queue: WriteQueue::default(),
+            pending_sends: 0,
+            udp_dest: None,
+            udp_connecting: 0,
+            read_size: MIN_READ,
+            stats: Stats::default(),
+        }
+    }
+
+    pub(crate) fn is_udp(&self) -> bool {
+        matches!(self.transport, Transport::Udp(_))
+    }
+
+    pub(crate) fn udp_family(&self) -> Option<UdpFamily> {
+        match self.transport {
+            Transport::Udp(family) => Some(family),
+            Transport::Tcp => None,
+        }
+    }
+
+    /// Nothing queued and nothing on its way, or writing is over anyway.
+    pub(crate) fn nothing_to_send(&self) -> bool {
+        (self.queue.is_empty() && self.pending_sends == 0) || self.phase == Phase::HalfClosedWrite
+    }
+
+    /// A worker may write straight to the fd: the socket is open both ways, and no byte is
+    /// queued or on its way that this write could overtake.
+    pub(crate) fn can_write_directly(&self) -> bool {
+        self.phase == Phase::Connected
+            && !self.closing
+            && self.queue.is_empty()
+            && self.pending_sends == 0
+            && self.udp_connecting == 0
+    }
+
+    /// Sockets in these phases take data to send; others drop it.
+    pub(crate) fn accepts_data(&self) -> bool {
+        !self.closing
+            && matches!(
+                self.phase,
+                Phase::Reserved
+                    | Phase::Connecting
+                    | Phase::Connected
+                    | Phase::HalfClosedRead
+                    | Phase::Bound
+            )
+    }
+
+    /// Whether the fd can be written now (not still connecting).
+    pub(crate) fn writable_now(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Connected | Phase::HalfClosedRead | Phase::Bound
+        )
+    }
+
+    pub(crate) fn is_listener(&self) -> bool {
+        matches!(self.phase, Phase::PendingListen | Phase::Listening)
+    }
+
+    pub(crate) fn count_write(&mut self, n: usize, now: u64) {
+        if n > 0 {
+            self.stats.write += n as u64;
+            self.stats.wtime = now;
+        }
+    }
+
+    pub(crate) fn count_read(&mut self, n: usize, now: u64) {
+        self.stats.read += n as u64;
+        self.stats.rtime = now;
+    }
+
+    /// Adapts the read size after a read of `n` bytes: double after a full read, halve after
+    /// one under half full (never below MIN_READ). Returns whether the read was full.
+    pub(crate) fn adapt_read_size(&mut self, n: usize) -> bool {
+        let size = self.read_size;
+        if n == size {
+            self.read_size = size * 2;
+            true
+        } else {
+            if size > MIN_READ && n * 2 < size {
+                self.read_size = size / 2;
+            }
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_size_doubles_on_full_reads_and_halves_down_to_the_minimum() {
+        let mut s = Socket::reserved(1, 0, Transport::Tcp);
+        assert!(s.adapt_read_size(64));
+        assert!(s.adapt_read_size(128));
+        assert_eq!(s.read_size, 256);
+        assert!(!s.adapt_read_size(100));
+        assert_eq!(s.read_size, 128);
+        assert!(!s.adapt_read_size(1));
+        assert!(!s.adapt_read_size(1));
+        assert_eq!(s.read_size, MIN_READ);
+    }
+
+    #[test]
+    fn direct_writes_wait_for_queued_and_pending_data() {
+        let mut s = Socket::reserved(1, 0, Transport::Tcp);
+        assert!(!s.can_write_directly());
+        s.phase = Phase::Connected;
+        assert!(s.can_write_directly());
+        s.pending_sends = 1;
+        assert!(!s.can_write_directly());
+        s.pending_sends = 0;
+        s.closing = true;
+        assert!(!s.can_write_directly());
+    }
+}

@@ -1,0 +1,405 @@
+//! The write path's queues. Each socket has a high and a low priority queue; the high queue
+//! drains first, and a low buffer that went out in part is promoted to the head of the high
+//! queue so it finishes before any other high data. Stream sockets leave through one
+//! vectored write per call (up to IOV_MAX buffers), datagrams one `sendto` each.
+//! Also here: the WARNING thresholds (1 MiB, then doubling) and the drained WARNING 0.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+
+use crate::send_buffer::SendBuffer;
+use crate::udp_address::UdpAddress;
+
+/// First WARNING threshold; each WARNING doubles it.
+pub(crate) const WARNING_SIZE: usize = 1024 * 1024;
+/// Small copied sends are appended to a copied tail buffer up to this size.
+const COALESCE_LIMIT: usize = 64 * 1024;
+/// Buffers handed to one vectored write.
+const MAX_IOV: usize = crate::os::IOV_MAX;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Priority {
+    High,
+    Low,
+}
+
+struct Pending {
+    buf: SendBuffer,
+    /// Bytes of `buf` already written.
+    offset: usize,
+    /// Destination of a queued datagram; `None` for streams and the default destination.
+    to: Option<UdpAddress>,
+}
+
+impl Pending {
+    fn rest(&self) -> &[u8] {
+        &self.buf.bytes()[self.offset..]
+    }
+}
+
+/// How a flush ended.
+#[derive(Debug)]
+pub(crate) enum FlushEnd {
+    /// Both queues are empty.
+    Drained,
+    /// The kernel buffer is full; wait for writability.
+    Blocked,
+    /// A write failed; the error is the caller's to handle.
+    Failed(io::Error),
+}
+
+/// What became of one datagram handed to the sender.
+pub(crate) enum DatagramSent {
+    Sent(usize),
+    /// Try again when writable.
+    Blocked,
+    /// Dropped (the sender logged why).
+    Dropped,
+}
+
+#[derive(Default)]
+pub(crate) struct WriteQueue {
+    high: VecDeque<Pending>,
+    low: VecDeque<Pending>,
+    queued: usize,
+    warn_at: usize,
+}
+
+impl WriteQueue {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.high.is_empty() && self.low.is_empty()
+    }
+
+    /// Bytes waiting to be written.
+    pub(crate) fn queued(&self) -> usize {
+        self.queued
+    }
+
+    fn list(&mut self, priority: Priority) -> &mut VecDeque<Pending> {
+        match priority {
+            Priority::High => &mut self.high,
+            Priority::Low => &mut self.low,
+        }
+    }
+
+    /// Appends a stream buffer whose first `offset` bytes are already written. Small copied
+    /// buffers join a copied tail buffer, so a flood of tiny sends costs no allocation each.
+    pub(crate) fn push_stream(&mut self, priority: Priority, buf: SendBuffer, offset: usize) {
+        let len = buf.bytes().len() - offset;
+        if len == 0 {
+            return;
+        }
+        self.queued += len;
+        let list = self.list(priority);
+        if let (
+            SendBuffer::Copied(bytes),
+            Some(Pending {
+                buf: SendBuffer::Copied(tail),
+                ..
+            }),
+        ) = (&buf, list.back_mut())
+            && tail.len() + len <= COALESCE_LIMIT
+        {
+            tail.extend_from_slice(&bytes[offset..]);
+            return;
+        }
+        list.push_back(Pending {
+            buf,
+            offset,
+            to: None,
+        });
+    }
+
+    /// Puts the unwritten rest of a direct write in front of everything: only used when both
+    /// queues are empty, so the order of bytes is kept.
+    pub(crate) fn push_front_high(
+        &mut self,
+        buf: SendBuffer,
+        offset: usize,
+        to: Option<UdpAddress>,
+    ) {
+        let len = buf.bytes().len() - offset;
+        self.queued += len;
+        self.high.push_front(Pending { buf, offset, to });
+    }
+
+    /// Appends a datagram (kept whole, never merged).
+    pub(crate) fn push_datagram(
+        &mut self,
+        priority: Priority,
+        buf: SendBuffer,
+        to: Option<UdpAddress>,
+    ) {
+        self.queued += buf.bytes().len();
+        self.list(priority)
+            .push_back(Pending { buf, offset: 0, to });
+    }
+
+    /// Drops everything queued (the buffers are released).
+    pub(crate) fn clear(&mut self) {
+        self.high.clear();
+        self.low.clear();
+        self.queued = 0;
+    }
+
+    /// Writes as much as `write` accepts: high buffers, then low ones, in one vectored call
+    /// each round. Returns the bytes written and how it ended.
+    pub(crate) fn flush_stream(
+        &mut self,
+        mut write: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
+    ) -> (usize, FlushEnd) {
+        let mut total = 0;
+        loop {
+            if self.is_empty() {
+                return (total, FlushEnd::Drained);
+            }
+            let slices: Vec<IoSlice<'_>> = self
+                .high
+                .iter()
+                .chain(self.low.iter())
+                .take(MAX_IOV)
+                .map(|p| IoSlice::new(p.rest()))
+                .collect();
+            let offered: usize = slices.iter().map(|s| s.len()).sum();
+            let result = write(&slices);
+            drop(slices);
+            match result {
+                Ok(n) => {
+                    self.consume(n);
+                    total += n;
+                    if n < offered {
+                        // A short write means the kernel buffer is full.
+                        return (total, FlushEnd::Blocked);
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    return (total, FlushEnd::Blocked);
+                }
+                Err(err) => return (total, FlushEnd::Failed(err)),
+            }
+        }
+    }
+
+    fn consume(&mut self, mut n: usize) {
+        self.queued -= n;
+        while n > 0 {
+            let from_low = self.high.is_empty();
+            let list = if from_low {
+                &mut self.low
+            } else {
+                &mut self.high
+            };
+            let front = list.front_mut().expect("written bytes were queued");
+            let rest = front.rest().len();
+            if n >= rest {
+                n -= rest;
+                list.pop_front();
+            } else {
+                front.offset += n;
+                n = 0;
+                if from_low {
+                    // Finish this buffer before any later high priority data.
+                    let partial = self.low.pop_front().expect("front exists");
+                    self.high.push_front(partial);
+                }
+            }
+        }
+    }
+
+    /// Sends queued datagrams, high first, until drained or blocked.
+    pub(crate) fn flush_datagrams(
+        &mut self,
+        mut send: impl FnMut(&[u8], Option<&UdpAddress>) -> DatagramSent,
+    ) -> (usize, FlushEnd) {
+        let mut total = 0;
+        loop {
+            let list = if self.high.is_empty() {
+                &mut self.low
+            } else {
+                &mut self.high
+            };
+            let Some(front) = list.front() else {
+                return (total, FlushEnd::Drained);
+            };
+            match send(front.rest(), front.to.as_ref()) {
+                DatagramSent::Blocked => return (total, FlushEnd::Blocked),
+                DatagramSent::Sent(n) => total += n,
+                DatagramSent::Dropped => {}
+            }
+            let done = list.pop_front().expect("front exists");
+            self.queued -= done.rest().len();
+        }
+    }
+
+    /// After queueing: WARNING's KiB (rounded up) when the queue passed the next threshold.
+    pub(crate) fn check_warning(&mut self) -> Option<usize> {
+        if self.queued >= WARNING_SIZE && self.queued >= self.warn_at {
+            self.warn_at = if self.warn_at == 0 {
+                WARNING_SIZE * 2
+            } else {
+                self.warn_at * 2
+            };
+            return Some(self.queued.div_ceil(1024));
+        }
+        None
+    }
+
+    /// After draining: true once when a WARNING was raised, for the WARNING 0.
+    pub(crate) fn take_drained_warning(&mut self) -> bool {
+        std::mem::take(&mut self.warn_at) > 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copied(bytes: &[u8]) -> SendBuffer {
+        SendBuffer::Copied(bytes.to_vec())
+    }
+
+    /// A fake stream that accepts at most `room` more bytes.
+    struct Stream {
+        got: Vec<u8>,
+        room: usize,
+        calls: usize,
+    }
+
+    impl Stream {
+        fn new(room: usize) -> Self {
+            Stream {
+                got: Vec::new(),
+                room,
+                calls: 0,
+            }
+        }
+        fn write(&mut self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+            self.calls += 1;
+            if self.room == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let mut n = 0;
+            for s in slices {
+                let take = s.len().min(self.room - n);
+                self.got.extend_from_slice(&s[..take]);
+                n += take;
+            }
+            self.room -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn high_drains_before_low_in_one_vectored_write() {
+        let mut q = WriteQueue::default();
+        q.push_stream(Priority::Low, copied(b"low1"), 0);
+        q.push_stream(Priority::High, copied(b"high"), 0);
+        let mut s = Stream::new(100);
+        let (n, end) = q.flush_stream(|v| s.write(v));
+        assert!(matches!(end, FlushEnd::Drained));
+        assert_eq!(n, 8);
+        assert_eq!(s.got, b"highlow1");
+        assert_eq!(s.calls, 1);
+        assert_eq!(q.queued(), 0);
+    }
+
+    #[test]
+    fn a_partly_written_low_buffer_finishes_before_later_high_data() {
+        let mut q = WriteQueue::default();
+        q.push_stream(Priority::Low, SendBuffer::Copied(vec![b'a'; 10]), 0);
+        q.push_stream(Priority::Low, SendBuffer::Copied(vec![b'c'; 70_000]), 0);
+        let mut s = Stream::new(4);
+        let (_, end) = q.flush_stream(|v| s.write(v));
+        assert!(matches!(end, FlushEnd::Blocked));
+        q.push_stream(Priority::High, copied(b"HIGH"), 0);
+        s.room = 1 << 20;
+        q.flush_stream(|v| s.write(v));
+        let mut expected = vec![b'a'; 10];
+        expected.extend_from_slice(b"HIGH");
+        expected.extend(vec![b'c'; 70_000]);
+        assert_eq!(s.got, expected);
+    }
+
+    #[test]
+    fn small_copies_coalesce_but_keep_their_order_and_priority() {
+        let mut q = WriteQueue::default();
+        for i in 0..100u8 {
+            q.push_stream(
+                if i % 2 == 0 {
+                    Priority::High
+                } else {
+                    Priority::Low
+                },
+                copied(&[i]),
+                0,
+            );
+        }
+        assert_eq!(q.high.len(), 1);
+        assert_eq!(q.low.len(), 1);
+        let mut s = Stream::new(1000);
+        q.flush_stream(|v| s.write(v));
+        let expected: Vec<u8> = (0..100u8).step_by(2).chain((1..100u8).step_by(2)).collect();
+        assert_eq!(s.got, expected);
+    }
+
+    #[test]
+    fn a_write_error_is_returned_and_the_data_stays_for_the_caller() {
+        let mut q = WriteQueue::default();
+        q.push_stream(Priority::High, copied(b"x"), 0);
+        let (_, end) = q.flush_stream(|_| Err(io::Error::from_raw_os_error(libc::EPIPE)));
+        assert!(matches!(end, FlushEnd::Failed(e) if e.raw_os_error() == Some(libc::EPIPE)));
+        assert_eq!(q.queued(), 1);
+    }
+
+    #[test]
+    fn warnings_at_one_two_four_mib_then_zero_once_drained() {
+        let mut q = WriteQueue::default();
+        let mut seen = Vec::new();
+        for _ in 0..64 {
+            q.push_stream(Priority::High, SendBuffer::Copied(vec![0; 128 * 1024]), 0);
+            seen.extend(q.check_warning());
+        }
+        assert_eq!(seen, vec![1024, 2048, 4096, 8192]);
+        let mut s = Stream::new(usize::MAX);
+        let (_, end) = q.flush_stream(|v| s.write(v));
+        assert!(matches!(end, FlushEnd::Drained));
+        assert!(q.take_drained_warning());
+        assert!(!q.take_drained_warning());
+    }
+
+    #[test]
+    fn warning_kib_round_up() {
+        let mut q = WriteQueue::default();
+        q.push_stream(
+            Priority::High,
+            SendBuffer::Copied(vec![0; WARNING_SIZE + 1]),
+            0,
+        );
+        assert_eq!(q.check_warning(), Some(1025));
+    }
+
+    #[test]
+    fn datagrams_stay_whole_and_blocked_ones_wait() {
+        let mut q = WriteQueue::default();
+        q.push_datagram(Priority::High, copied(b"one"), None);
+        q.push_datagram(Priority::High, copied(b"two"), None);
+        let mut sent = Vec::new();
+        let (_, end) = q.flush_datagrams(|b, _| {
+            if sent.is_empty() {
+                sent.push(b.to_vec());
+                DatagramSent::Sent(b.len())
+            } else {
+                DatagramSent::Blocked
+            }
+        });
+        assert!(matches!(end, FlushEnd::Blocked));
+        assert_eq!(q.queued(), 3);
+        let (_, end) = q.flush_datagrams(|b, _| {
+            sent.push(b.to_vec());
+            DatagramSent::Sent(b.len())
+        });
+        assert!(matches!(end, FlushEnd::Drained));
+        assert_eq!(sent, vec![b"one".to_vec(), b"two".to_vec()]);
+    }
+}
