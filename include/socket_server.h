@@ -319,7 +319,8 @@ int socket_server_udp_listen(struct socket_server *ss,
                              int port);
 
 /*
- Sends a datagram to `addr` (7 or 19 address bytes); 0 when accepted, -1 otherwise.
+ Sends a datagram to `addr` (7 or 19 address bytes), or to the default destination when
+ `addr` is NULL; 0 when accepted, -1 otherwise.
 
  # Safety
  `ss` is NULL or a live server; `addr` is NULL or points to an address as

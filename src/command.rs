@@ -51,6 +51,11 @@ pub(crate) enum Command {
     EnableWrite {
         id: i32,
     },
+    /// A worker's append passed a WARNING threshold; poll reports it.
+    Warning {
+        id: i32,
+        kib: usize,
+    },
     SetUdpDest {
         id: i32,
         addr: UdpAddress,

@@ -236,6 +236,10 @@ impl Server {
                 socket.udp_dest = Some(addr);
                 None
             }
+            Command::Warning { id, kib } => {
+                let socket = self.table.lock(id)?;
+                Some(Report::warning(id, socket.opaque, kib))
+            }
             Command::OpenUdp { id, fd } => {
                 let mut socket = self.table.lock(id)?;
                 let interest = Interest {
@@ -390,7 +394,7 @@ impl Server {
                 // A send to an idle socket goes to the high queue whatever its priority.
                 socket
                     .queue
-                    .push_stream(if was_empty { Priority::High } else { priority }, buf, 0);
+                    .push_stream(if was_empty { Priority::High } else { priority }, buf);
                 if was_empty && socket.writable_now() {
                     match self.flush_queue(&mut socket) {
                         AfterFlush::Keep(Some(report)) => return Some(report),

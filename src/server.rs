@@ -147,8 +147,34 @@ impl Server {
         if socket.can_write_directly() {
             return self.write_directly(socket, outgoing, None);
         }
+        if socket.can_append_directly() {
+            self.append_directly(socket, outgoing, priority);
+            return Ok(());
+        }
         self.queue_send(socket, SendBuffer::from(outgoing), priority, None);
         Ok(())
+    }
+
+    /// The congested fast path: the poll thread is already writing this socket's queue, so
+    /// append under the socket's lock instead of sending a command. Only WARNING, which must
+    /// come out of poll, still goes through the queue.
+    fn append_directly(
+        &self,
+        mut socket: Entry<'_, Socket>,
+        outgoing: Outgoing<'_>,
+        priority: Priority,
+    ) {
+        match outgoing {
+            Outgoing::Owned(buffer) => socket
+                .queue
+                .push_stream(priority, SendBuffer::Foreign(buffer)),
+            Outgoing::Borrowed(bytes) => socket.queue.push_copy(priority, bytes),
+        }
+        if let Some(kib) = socket.queue.check_warning() {
+            let id = socket.id;
+            drop(socket);
+            self.commands.push(Command::Warning { id, kib });
+        }
     }
 
     /// Sends a datagram to `to`. Err for an invalid id or an address of the other family.

@@ -10,6 +10,8 @@ use crate::write_queue::WriteQueue;
 
 /// The smallest (and first) read buffer.
 pub(crate) const MIN_READ: usize = 64;
+/// The read buffer stops doubling here (the kernel never hands over this much at once anyway).
+const MAX_READ: usize = 64 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Transport {
@@ -120,6 +122,17 @@ impl Socket {
             && self.udp_connecting == 0
     }
 
+    /// A worker may append to the queue itself: the poll thread is already flushing it (a
+    /// non-empty queue of a connected socket always has writability watched, or an
+    /// EnableWrite on its way), and no send command is in flight that this could overtake.
+    pub(crate) fn can_append_directly(&self) -> bool {
+        self.transport == Transport::Tcp
+            && self.phase == Phase::Connected
+            && !self.closing
+            && self.pending_sends == 0
+            && !self.queue.is_empty()
+    }
+
     /// Sockets in these phases take data to send; others drop it.
     pub(crate) fn accepts_data(&self) -> bool {
         !self.closing
@@ -162,7 +175,7 @@ impl Socket {
     pub(crate) fn adapt_read_size(&mut self, n: usize) -> bool {
         let size = self.read_size;
         if n == size {
-            self.read_size = size * 2;
+            self.read_size = (size * 2).min(MAX_READ);
             true
         } else {
             if size > MIN_READ && n * 2 < size {

@@ -12,8 +12,10 @@ use crate::udp_address::UdpAddress;
 
 /// First WARNING threshold; each WARNING doubles it.
 pub(crate) const WARNING_SIZE: usize = 1024 * 1024;
-/// Small copied sends are appended to a copied tail buffer up to this size.
+/// Small sends are merged into a copied tail buffer up to this size.
 const COALESCE_LIMIT: usize = 64 * 1024;
+/// Buffers up to this size are copied (and released at once) rather than queued.
+const SMALL_COPY: usize = 512;
 /// Buffers handed to one vectored write.
 const MAX_IOV: usize = crate::os::IOV_MAX;
 
@@ -82,32 +84,57 @@ impl WriteQueue {
         }
     }
 
-    /// Appends a stream buffer whose first `offset` bytes are already written. Small copied
-    /// buffers join a copied tail buffer, so a flood of tiny sends costs no allocation each.
-    pub(crate) fn push_stream(&mut self, priority: Priority, buf: SendBuffer, offset: usize) {
-        let len = buf.bytes().len() - offset;
+    /// Appends a stream buffer. A small one is copied into a copied tail buffer and released
+    /// at once, so a flood of tiny sends costs neither an allocation nor a queue entry each.
+    pub(crate) fn push_stream(&mut self, priority: Priority, buf: SendBuffer) {
+        let len = buf.bytes().len();
         if len == 0 {
             return;
         }
-        self.queued += len;
-        let list = self.list(priority);
-        if let (
-            SendBuffer::Copied(bytes),
-            Some(Pending {
-                buf: SendBuffer::Copied(tail),
-                ..
-            }),
-        ) = (&buf, list.back_mut())
-            && tail.len() + len <= COALESCE_LIMIT
-        {
-            tail.extend_from_slice(&bytes[offset..]);
+        let copied = matches!(buf, SendBuffer::Copied(_));
+        if (copied || len <= SMALL_COPY) && self.append_to_copied_tail(priority, buf.bytes()) {
             return;
         }
-        list.push_back(Pending {
+        self.queued += len;
+        let buf = if copied || len > SMALL_COPY {
+            buf
+        } else {
+            SendBuffer::Copied(buf.bytes().to_vec())
+        };
+        self.list(priority).push_back(Pending {
             buf,
-            offset,
+            offset: 0,
             to: None,
         });
+    }
+
+    /// Appends bytes the caller keeps (RAWPOINTER): copied, merged into a copied tail if any.
+    pub(crate) fn push_copy(&mut self, priority: Priority, bytes: &[u8]) {
+        if bytes.is_empty() || self.append_to_copied_tail(priority, bytes) {
+            return;
+        }
+        self.queued += bytes.len();
+        self.list(priority).push_back(Pending {
+            buf: SendBuffer::Copied(bytes.to_vec()),
+            offset: 0,
+            to: None,
+        });
+    }
+
+    fn append_to_copied_tail(&mut self, priority: Priority, bytes: &[u8]) -> bool {
+        let Some(Pending {
+            buf: SendBuffer::Copied(tail),
+            ..
+        }) = self.list(priority).back_mut()
+        else {
+            return false;
+        };
+        if tail.len() + bytes.len() > COALESCE_LIMIT {
+            return false;
+        }
+        tail.extend_from_slice(bytes);
+        self.queued += bytes.len();
+        true
     }
 
     /// Puts the unwritten rest of a direct write in front of everything: only used when both
@@ -293,8 +320,8 @@ mod tests {
     #[test]
     fn high_drains_before_low_in_one_vectored_write() {
         let mut q = WriteQueue::default();
-        q.push_stream(Priority::Low, copied(b"low1"), 0);
-        q.push_stream(Priority::High, copied(b"high"), 0);
+        q.push_stream(Priority::Low, copied(b"low1"));
+        q.push_stream(Priority::High, copied(b"high"));
         let mut s = Stream::new(100);
         let (n, end) = q.flush_stream(|v| s.write(v));
         assert!(matches!(end, FlushEnd::Drained));
@@ -307,12 +334,12 @@ mod tests {
     #[test]
     fn a_partly_written_low_buffer_finishes_before_later_high_data() {
         let mut q = WriteQueue::default();
-        q.push_stream(Priority::Low, SendBuffer::Copied(vec![b'a'; 10]), 0);
-        q.push_stream(Priority::Low, SendBuffer::Copied(vec![b'c'; 70_000]), 0);
+        q.push_stream(Priority::Low, SendBuffer::Copied(vec![b'a'; 10]));
+        q.push_stream(Priority::Low, SendBuffer::Copied(vec![b'c'; 70_000]));
         let mut s = Stream::new(4);
         let (_, end) = q.flush_stream(|v| s.write(v));
         assert!(matches!(end, FlushEnd::Blocked));
-        q.push_stream(Priority::High, copied(b"HIGH"), 0);
+        q.push_stream(Priority::High, copied(b"HIGH"));
         s.room = 1 << 20;
         q.flush_stream(|v| s.write(v));
         let mut expected = vec![b'a'; 10];
@@ -332,7 +359,6 @@ mod tests {
                     Priority::Low
                 },
                 copied(&[i]),
-                0,
             );
         }
         assert_eq!(q.high.len(), 1);
@@ -344,9 +370,23 @@ mod tests {
     }
 
     #[test]
+    fn borrowed_bytes_join_the_copied_tail_of_their_priority() {
+        let mut q = WriteQueue::default();
+        q.push_copy(Priority::High, b"ab");
+        q.push_copy(Priority::Low, b"xy");
+        q.push_copy(Priority::High, b"cd");
+        q.push_stream(Priority::High, SendBuffer::Copied(vec![b'e'; 1000]));
+        assert_eq!((q.high.len(), q.low.len(), q.queued()), (1, 1, 1006));
+        let mut s = Stream::new(2000);
+        q.flush_stream(|v| s.write(v));
+        assert_eq!(&s.got[..4], b"abcd");
+        assert_eq!(&s.got[1004..], b"xy");
+    }
+
+    #[test]
     fn a_write_error_is_returned_and_the_data_stays_for_the_caller() {
         let mut q = WriteQueue::default();
-        q.push_stream(Priority::High, copied(b"x"), 0);
+        q.push_stream(Priority::High, copied(b"x"));
         let (_, end) = q.flush_stream(|_| Err(io::Error::from_raw_os_error(libc::EPIPE)));
         assert!(matches!(end, FlushEnd::Failed(e) if e.raw_os_error() == Some(libc::EPIPE)));
         assert_eq!(q.queued(), 1);
@@ -357,7 +397,7 @@ mod tests {
         let mut q = WriteQueue::default();
         let mut seen = Vec::new();
         for _ in 0..64 {
-            q.push_stream(Priority::High, SendBuffer::Copied(vec![0; 128 * 1024]), 0);
+            q.push_stream(Priority::High, SendBuffer::Copied(vec![0; 128 * 1024]));
             seen.extend(q.check_warning());
         }
         assert_eq!(seen, vec![1024, 2048, 4096, 8192]);
@@ -374,7 +414,6 @@ mod tests {
         q.push_stream(
             Priority::High,
             SendBuffer::Copied(vec![0; WARNING_SIZE + 1]),
-            0,
         );
         assert_eq!(q.check_warning(), Some(1025));
     }

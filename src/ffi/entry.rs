@@ -386,7 +386,8 @@ pub unsafe extern "C" fn socket_server_udp_listen(
     ss.server.udp_listen(opaque, host, port)
 }
 
-/// Sends a datagram to `addr` (7 or 19 address bytes); 0 when accepted, -1 otherwise.
+/// Sends a datagram to `addr` (7 or 19 address bytes), or to the default destination when
+/// `addr` is NULL; 0 when accepted, -1 otherwise.
 ///
 /// # Safety
 /// `ss` is NULL or a live server; `addr` is NULL or points to an address as
@@ -407,7 +408,11 @@ pub unsafe extern "C" fn socket_server_udp_send(
     else {
         return -1;
     };
-    // SAFETY: `addr` is NULL or readable for its protocol's length (contract above).
+    if addr.is_null() {
+        // As skynet's header documents: no address means the default destination.
+        return status(ss.server.send(id, outgoing, Priority::High));
+    }
+    // SAFETY: `addr` is readable for its protocol's length (contract above).
     let Some(addr) = (unsafe { read_udp_address(addr.cast()) }) else {
         return -1;
     };
@@ -417,11 +422,8 @@ pub unsafe extern "C" fn socket_server_udp_send(
 /// Reads an encoded UDP address: its first byte says how long it is.
 ///
 /// # Safety
-/// `addr` is NULL or points to a protocol byte followed by the bytes that protocol needs.
+/// `addr` points to a protocol byte followed by the bytes that protocol needs.
 unsafe fn read_udp_address(addr: *const u8) -> Option<UdpAddress> {
-    if addr.is_null() {
-        return None;
-    }
     // SAFETY: non-NULL, and at least the protocol byte is readable (contract).
     let len = UdpAddress::encoded_len(unsafe { *addr })?;
     // SAFETY: a known protocol byte is followed by its address bytes (contract).
