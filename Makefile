@@ -3,6 +3,8 @@
 #   make demo     build, then run an echo server and clients over loopback through the library
 #   make test     every check: format, lint, Rust unit tests, ABI and export checks, C tests
 #                 (directly and under valgrind)
+#   make bench    benchmarks, ours against a raw-epoll floor (OTHER=/path/impl.o adds another
+#                 implementation of the ABI); see bench/README.md
 
 CARGO ?= cargo
 CC ?= gcc
@@ -79,3 +81,4 @@ clean:
 	rm -rf $(BUILD)
 
 -include c_tests/tests.mk
+-include bench/bench.mk
