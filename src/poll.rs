@@ -391,10 +391,7 @@ impl Server {
         let was_empty = socket.queue.is_empty();
         match socket.transport {
             Transport::Tcp => {
-                // A send to an idle socket goes to the high queue whatever its priority.
-                socket
-                    .queue
-                    .push_stream(if was_empty { Priority::High } else { priority }, buf);
+                socket.queue.push_stream(priority, buf);
                 if was_empty && socket.writable_now() {
                     match self.flush_queue(&mut socket) {
                         AfterFlush::Keep(Some(report)) => return Some(report),

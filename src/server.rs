@@ -249,7 +249,7 @@ impl Server {
             return Ok(());
         }
         let (rest, offset) = SendBuffer::keep_rest(outgoing, written);
-        socket.queue.push_front_high(rest, offset, to);
+        socket.queue.push_direct_rest(rest, offset, to);
         let id = socket.id;
         drop(socket);
         self.commands.push(Command::EnableWrite { id });

@@ -31,9 +31,21 @@ struct Pending {
     offset: usize,
     /// Destination of a queued datagram; `None` for streams and the default destination.
     to: Option<UdpAddress>,
+    /// Whether later small sends may be appended to `buf` (a copied stream buffer).
+    mergeable: bool,
 }
 
 impl Pending {
+    fn new(buf: SendBuffer, to: Option<UdpAddress>) -> Pending {
+        let mergeable = matches!(buf, SendBuffer::Copied(_)) && to.is_none();
+        Pending {
+            buf,
+            offset: 0,
+            to,
+            mergeable,
+        }
+    }
+
     fn rest(&self) -> &[u8] {
         &self.buf.bytes()[self.offset..]
     }
@@ -65,6 +77,11 @@ pub(crate) struct WriteQueue {
     low: VecDeque<Pending>,
     queued: usize,
     warn_at: usize,
+    /// Bytes of a direct write's unwritten rest at the head of `high` that the poll thread has
+    /// not taken over yet. Upstream keeps that rest outside its queues until its next write
+    /// round, so until then it neither counts as queued (WARNING, socket_info) nor stops a
+    /// low-priority send from going to the high queue.
+    unadopted_rest: usize,
 }
 
 impl WriteQueue {
@@ -72,40 +89,47 @@ impl WriteQueue {
         self.high.is_empty() && self.low.is_empty()
     }
 
+    /// Empty but for an unadopted direct-write rest: a send of either priority goes high.
+    fn is_idle(&self) -> bool {
+        self.low.is_empty() && self.high.len() == usize::from(self.unadopted_rest > 0)
+    }
+
     /// Bytes waiting to be written.
     pub(crate) fn queued(&self) -> usize {
         self.queued
     }
 
-    fn list(&mut self, priority: Priority) -> &mut VecDeque<Pending> {
-        match priority {
-            Priority::High => &mut self.high,
-            Priority::Low => &mut self.low,
+    /// The list a send goes to: a send to an idle socket goes to the high queue, whatever
+    /// its priority.
+    fn list_for(&mut self, priority: Priority) -> &mut VecDeque<Pending> {
+        if priority == Priority::Low && !self.is_idle() {
+            &mut self.low
+        } else {
+            &mut self.high
         }
     }
 
-    /// Appends a stream buffer. A small one is copied into a copied tail buffer and released
-    /// at once, so a flood of tiny sends costs neither an allocation nor a queue entry each.
+    /// Appends a stream buffer. A small MEMORY buffer is copied into a copied tail buffer and
+    /// freed at once, so a flood of tiny sends costs neither an allocation nor a queue entry
+    /// each. (OBJECT buffers are kept: their free callback is observable.)
     pub(crate) fn push_stream(&mut self, priority: Priority, buf: SendBuffer) {
         let len = buf.bytes().len();
         if len == 0 {
             return;
         }
-        let copied = matches!(buf, SendBuffer::Copied(_));
-        if (copied || len <= SMALL_COPY) && self.append_to_copied_tail(priority, buf.bytes()) {
+        let copy = match &buf {
+            SendBuffer::Copied(_) => true,
+            SendBuffer::Foreign(foreign) => len <= SMALL_COPY && !foreign.is_object(),
+        };
+        if copy && self.append_to_copied_tail(priority, buf.bytes()) {
             return;
         }
-        self.queued += len;
-        let buf = if copied || len > SMALL_COPY {
-            buf
-        } else {
-            SendBuffer::Copied(buf.bytes().to_vec())
+        let buf = match buf {
+            SendBuffer::Foreign(_) if copy => SendBuffer::Copied(buf.bytes().to_vec()),
+            buf => buf,
         };
-        self.list(priority).push_back(Pending {
-            buf,
-            offset: 0,
-            to: None,
-        });
+        self.queued += len;
+        self.list_for(priority).push_back(Pending::new(buf, None));
     }
 
     /// Appends bytes the caller keeps (RAWPOINTER): copied, merged into a copied tail if any.
@@ -114,18 +138,17 @@ impl WriteQueue {
             return;
         }
         self.queued += bytes.len();
-        self.list(priority).push_back(Pending {
-            buf: SendBuffer::Copied(bytes.to_vec()),
-            offset: 0,
-            to: None,
-        });
+        self.list_for(priority)
+            .push_back(Pending::new(SendBuffer::Copied(bytes.to_vec()), None));
     }
 
     fn append_to_copied_tail(&mut self, priority: Priority, bytes: &[u8]) -> bool {
+        let list = self.list_for(priority);
         let Some(Pending {
             buf: SendBuffer::Copied(tail),
+            mergeable: true,
             ..
-        }) = self.list(priority).back_mut()
+        }) = list.back_mut()
         else {
             return false;
         };
@@ -137,17 +160,26 @@ impl WriteQueue {
         true
     }
 
-    /// Puts the unwritten rest of a direct write in front of everything: only used when both
+    /// Puts the unwritten rest of a direct write in front of everything. Only used when both
     /// queues are empty, so the order of bytes is kept.
-    pub(crate) fn push_front_high(
+    pub(crate) fn push_direct_rest(
         &mut self,
         buf: SendBuffer,
         offset: usize,
         to: Option<UdpAddress>,
     ) {
-        let len = buf.bytes().len() - offset;
-        self.queued += len;
-        self.high.push_front(Pending { buf, offset, to });
+        self.unadopted_rest = buf.bytes().len() - offset;
+        self.high.push_front(Pending {
+            buf,
+            offset,
+            to,
+            mergeable: false,
+        });
+    }
+
+    /// The poll thread's write round takes over a direct write's rest.
+    fn adopt_rest(&mut self) {
+        self.queued += std::mem::take(&mut self.unadopted_rest);
     }
 
     /// Appends a datagram (kept whole, never merged).
@@ -158,8 +190,12 @@ impl WriteQueue {
         to: Option<UdpAddress>,
     ) {
         self.queued += buf.bytes().len();
-        self.list(priority)
-            .push_back(Pending { buf, offset: 0, to });
+        self.list_for(priority).push_back(Pending {
+            buf,
+            offset: 0,
+            to,
+            mergeable: false,
+        });
     }
 
     /// Drops everything queued (the buffers are released).
@@ -167,6 +203,7 @@ impl WriteQueue {
         self.high.clear();
         self.low.clear();
         self.queued = 0;
+        self.unadopted_rest = 0;
     }
 
     /// Writes as much as `write` accepts: high buffers, then low ones, in one vectored call
@@ -175,6 +212,7 @@ impl WriteQueue {
         &mut self,
         mut write: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
     ) -> (usize, FlushEnd) {
+        self.adopt_rest();
         let mut total = 0;
         loop {
             if self.is_empty() {
@@ -239,6 +277,7 @@ impl WriteQueue {
         &mut self,
         mut send: impl FnMut(&[u8], Option<&UdpAddress>) -> DatagramSent,
     ) -> (usize, FlushEnd) {
+        self.adopt_rest();
         let mut total = 0;
         loop {
             let list = if self.high.is_empty() {
@@ -320,15 +359,29 @@ mod tests {
     #[test]
     fn high_drains_before_low_in_one_vectored_write() {
         let mut q = WriteQueue::default();
-        q.push_stream(Priority::Low, copied(b"low1"));
+        q.push_stream(Priority::Low, copied(b"first"));
+        q.push_stream(
+            Priority::Low,
+            SendBuffer::Copied(vec![b'l'; COALESCE_LIMIT]),
+        );
         q.push_stream(Priority::High, copied(b"high"));
-        let mut s = Stream::new(100);
+        let mut s = Stream::new(usize::MAX);
         let (n, end) = q.flush_stream(|v| s.write(v));
         assert!(matches!(end, FlushEnd::Drained));
-        assert_eq!(n, 8);
-        assert_eq!(s.got, b"highlow1");
+        assert_eq!(n, 9 + COALESCE_LIMIT);
+        assert_eq!(&s.got[..9], b"firsthigh");
         assert_eq!(s.calls, 1);
         assert_eq!(q.queued(), 0);
+    }
+
+    #[test]
+    fn a_send_to_an_idle_queue_goes_high_whatever_its_priority() {
+        let mut q = WriteQueue::default();
+        q.push_stream(
+            Priority::Low,
+            SendBuffer::Copied(vec![b'a'; COALESCE_LIMIT]),
+        );
+        assert_eq!((q.high.len(), q.low.len()), (1, 0));
     }
 
     #[test]
@@ -381,6 +434,21 @@ mod tests {
         q.flush_stream(|v| s.write(v));
         assert_eq!(&s.got[..4], b"abcd");
         assert_eq!(&s.got[1004..], b"xy");
+    }
+
+    #[test]
+    fn a_direct_write_rest_is_neither_queued_nor_in_the_way_of_a_low_send() {
+        let mut q = WriteQueue::default();
+        q.push_direct_rest(copied(b"Arest"), 1, None);
+        assert_eq!(q.queued(), 0);
+        q.push_copy(Priority::Low, b"a");
+        q.push_copy(Priority::Low, b"b");
+        q.push_copy(Priority::High, b"h");
+        let mut s = Stream::new(100);
+        let (n, _) = q.flush_stream(|v| s.write(v));
+        assert_eq!(n, 7);
+        assert_eq!(s.got, b"restahb");
+        assert_eq!(q.queued(), 0);
     }
 
     #[test]

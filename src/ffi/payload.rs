@@ -36,6 +36,11 @@ pub(crate) struct ForeignBuffer {
 unsafe impl Send for ForeignBuffer {}
 
 impl ForeignBuffer {
+    /// An OBJECT, whose free callback the caller can observe (so it is never freed early).
+    pub(crate) fn is_object(&self) -> bool {
+        matches!(self.release, Release::Object { .. })
+    }
+
     pub(crate) fn bytes(&self) -> &[u8] {
         if self.len == 0 || self.ptr.is_null() {
             return &[];
