@@ -14,7 +14,6 @@ pub(crate) enum InfoKind {
     Closing = 5,
 }
 
-#[derive(Debug)]
 pub(crate) struct InfoEntry {
     pub id: i32,
     pub kind: InfoKind,
@@ -26,24 +25,23 @@ pub(crate) struct InfoEntry {
     pub wbuffer: usize,
     pub reading: bool,
     pub writing: bool,
-    pub name: String,
+    /// Shown as "ip:port"; none for bound descriptors and UDP sockets without a destination.
+    pub name: Option<os::SockAddr>,
 }
 
 /// The entry for `socket`, or `None` for sockets info does not list (reserved, connecting,
-/// not yet started).
+/// not yet started). Names come from addresses kept since accept/connect/listen, so no
+/// system call is made per socket.
 pub(crate) fn describe(socket: &Socket) -> Option<InfoEntry> {
     let (kind, name) = match (socket.phase, socket.transport) {
-        (Phase::Bound, _) => (InfoKind::Bind, String::new()),
-        (Phase::Listening, _) => (InfoKind::Listen, name_or_empty(os::local_addr(socket.fd))),
-        (Phase::Connected | Phase::HalfClosedRead | Phase::HalfClosedWrite, Transport::Udp(_)) => (
-            InfoKind::Udp,
-            name_or_empty(socket.udp_dest.map(|a| a.to_sockaddr())),
-        ),
-        (Phase::Connected, Transport::Tcp) => {
-            (InfoKind::Tcp, name_or_empty(os::peer_addr(socket.fd)))
+        (Phase::Bound, _) => (InfoKind::Bind, None),
+        (Phase::Listening, _) => (InfoKind::Listen, socket.name_addr),
+        (Phase::Connected | Phase::HalfClosedRead | Phase::HalfClosedWrite, Transport::Udp(_)) => {
+            (InfoKind::Udp, socket.udp_dest.map(|a| a.to_sockaddr()))
         }
+        (Phase::Connected, Transport::Tcp) => (InfoKind::Tcp, socket.name_addr),
         (Phase::HalfClosedRead | Phase::HalfClosedWrite, Transport::Tcp) => {
-            (InfoKind::Closing, name_or_empty(os::peer_addr(socket.fd)))
+            (InfoKind::Closing, socket.name_addr)
         }
         _ => return None,
     };
@@ -60,8 +58,4 @@ pub(crate) fn describe(socket: &Socket) -> Option<InfoEntry> {
         writing: socket.interest.write,
         name,
     })
-}
-
-fn name_or_empty(addr: Option<os::SockAddr>) -> String {
-    addr.map(|a| a.text_with_port()).unwrap_or_default()
 }

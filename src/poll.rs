@@ -68,10 +68,11 @@ enum AfterFlush {
     CloseSilently,
 }
 
-/// Drops a socket's epoll registration and closes its fd (a bound fd stays open unless its
-/// phase moved on, as upstream does).
+/// Closes a socket's fd. A descriptor we created is ours alone, so closing it also ends its
+/// epoll registration. A bound descriptor may share its file with others (stdin and stdout),
+/// so it leaves epoll explicitly, and stays open unless its phase moved on, as upstream does.
 pub(crate) fn close_fd(epoll: &Epoll, socket: &Socket) {
-    if socket.registered {
+    if !socket.owns_fd && socket.registered {
         let _ = epoll.delete(socket.fd);
     }
     if socket.fd >= 0 && socket.phase != Phase::Bound {
@@ -152,11 +153,14 @@ impl Server {
         self.set_interest(socket, interest)
     }
 
-    /// Stops reading for good: the peer's FIN arrived, or the owner closed with data queued.
-    fn close_read(&self, socket: &mut Socket) {
+    /// Stops reading for good: the peer's FIN arrived (`peer_done`), or the owner closed with
+    /// data queued, in which case the read side is shut too.
+    fn close_read(&self, socket: &mut Socket, peer_done: bool) {
         socket.phase = Phase::HalfClosedRead;
         let _ = self.set_reading(socket, false);
-        os::shutdown(socket.fd, libc::SHUT_RD);
+        if !peer_done {
+            os::shutdown(socket.fd, libc::SHUT_RD);
+        }
     }
 
     // ---- commands -------------------------------------------------------------------------
@@ -177,6 +181,7 @@ impl Server {
                 socket.fd = fd.into_raw_fd();
                 socket.registered = true;
                 socket.phase = Phase::PendingListen;
+                socket.name_addr = Some(addr);
                 Some(Report::open(
                     id,
                     opaque,
@@ -197,6 +202,7 @@ impl Server {
                     return Some(Report::error(id, opaque, text::NO_SLOT));
                 }
                 os::set_nonblocking(fd);
+                socket.owns_fd = false;
                 socket.is_socket = os::is_socket(fd);
                 socket.fd = fd;
                 socket.registered = true;
@@ -298,6 +304,7 @@ impl Server {
             return Some(Report::error(id, opaque, text::NO_SLOT));
         }
         socket.fd = connecting.fd.into_raw_fd();
+        socket.name_addr = Some(connecting.peer);
         socket.registered = true;
         socket.interest = interest;
         if connecting.connected {
@@ -359,7 +366,7 @@ impl Server {
             OwnerClose::AfterFlush { stop_reading } => {
                 socket.closing = true;
                 if stop_reading {
-                    self.close_read(&mut socket);
+                    self.close_read(&mut socket, false);
                     return Some(Report::close(id, opaque));
                 }
                 None
@@ -537,7 +544,8 @@ impl Server {
             self.force_close(socket);
             return Report::error(id, opaque, text::DISABLE_WRITE_FAILED);
         }
-        let peer = os::peer_addr(socket.fd)
+        let peer = socket
+            .name_addr
             .map_or(ReportData::None, |addr| ReportData::Text(addr.ip_text()));
         Report::open(id, opaque, 0, peer)
     }
@@ -587,6 +595,7 @@ impl Server {
         socket.fd = client.into_raw_fd();
         socket.registered = true;
         socket.phase = Phase::PendingAccept;
+        socket.name_addr = peer;
         drop(socket);
         let now = self.now();
         listener.count_read(1, now);
@@ -599,13 +608,21 @@ impl Server {
         ))
     }
 
-    fn read_stream(&self, mut socket: Entry<'_, Socket>) -> ReadOutcome {
-        let (id, opaque) = (socket.id, socket.opaque);
-        let Some(mut buf) = CBuf::uninit(socket.read_size) else {
+    fn read_stream(&self, socket: Entry<'_, Socket>) -> ReadOutcome {
+        let (id, fd, size) = (socket.id, socket.fd, socket.read_size);
+        // Read without holding the socket's lock, so a worker's direct write never waits on
+        // this read. The fd stays valid: only this thread closes it.
+        drop(socket);
+        let Some(mut buf) = CBuf::uninit(size) else {
             log!("socket-server error: out of memory reading socket {id}.");
             return ReadOutcome::Nothing;
         };
-        match os::read(socket.fd, buf.spare()) {
+        let result = os::read(fd, buf.spare());
+        let Some(mut socket) = self.table.lock(id) else {
+            return ReadOutcome::Nothing;
+        };
+        let opaque = socket.opaque;
+        match result {
             Err(err)
                 if matches!(
                     err.kind(),
@@ -625,7 +642,7 @@ impl Server {
                         ReadOutcome::Ended(None)
                     }
                     ReadEof::HalfCloseAndReport => {
-                        self.close_read(&mut socket);
+                        self.close_read(&mut socket, true);
                         ReadOutcome::Ended(Some(Report::close(id, opaque)))
                     }
                     ReadEof::CloseAndReport => {
@@ -649,41 +666,49 @@ impl Server {
         }
     }
 
-    fn read_datagram(&self, st: &mut PollState, mut socket: Entry<'_, Socket>) -> ReadOutcome {
-        let (id, opaque) = (socket.id, socket.opaque);
+    fn read_datagram(&self, st: &mut PollState, socket: Entry<'_, Socket>) -> ReadOutcome {
+        let (id, opaque, fd, family) = (socket.id, socket.opaque, socket.fd, socket.udp_family());
+        // As for streams: no lock held across the receive, so direct sends never wait on it.
+        drop(socket);
         if st.datagram.is_empty() {
             st.datagram = vec![0; MAX_DATAGRAM];
         }
-        match os::recv_from(socket.fd, &mut st.datagram) {
+        let (n, from) = match os::recv_from(fd, &mut st.datagram) {
+            Ok(received) => received,
             Err(err)
                 if matches!(
                     err.kind(),
                     io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
                 ) =>
             {
-                ReadOutcome::Nothing
+                return ReadOutcome::Nothing;
             }
             Err(err) => {
-                self.force_close(socket);
-                ReadOutcome::Ended(Some(Report::error_text(id, opaque, os::error_text(&err))))
-            }
-            Ok((n, from)) => {
-                let now = self.now();
-                socket.count_read(n, now);
-                let family = socket.udp_family();
-                let Some(from) = from.filter(|f| Some(UdpFamily::of(f)) == family) else {
-                    return ReadOutcome::Nothing;
-                };
-                let address = UdpAddress::from_sockaddr(&from);
-                let Some(buf) = CBuf::from_slices(&[&st.datagram[..n], address.as_bytes()]) else {
-                    log!("socket-server error: out of memory reading udp socket {id}.");
-                    return ReadOutcome::Nothing;
-                };
-                ReadOutcome::Report {
-                    report: Report::udp(id, opaque, n, buf),
-                    again: true,
+                if let Some(socket) = self.table.lock(id) {
+                    self.force_close(socket);
                 }
+                return ReadOutcome::Ended(Some(Report::error_text(
+                    id,
+                    opaque,
+                    os::error_text(&err),
+                )));
             }
+        };
+        if let Some(mut socket) = self.table.lock(id) {
+            let now = self.now();
+            socket.count_read(n, now);
+        }
+        let Some(from) = from.filter(|f| Some(UdpFamily::of(f)) == family) else {
+            return ReadOutcome::Nothing;
+        };
+        let address = UdpAddress::from_sockaddr(&from);
+        let Some(buf) = CBuf::from_slices(&[&st.datagram[..n], address.as_bytes()]) else {
+            log!("socket-server error: out of memory reading udp socket {id}.");
+            return ReadOutcome::Nothing;
+        };
+        ReadOutcome::Report {
+            report: Report::udp(id, opaque, n, buf),
+            again: true,
         }
     }
 

@@ -336,11 +336,13 @@ impl Server {
         0
     }
 
-    pub(crate) fn info(&self) -> Vec<InfoEntry> {
-        let mut entries = Vec::new();
-        self.table
-            .for_each(|socket| entries.extend(info::describe(&socket)));
-        entries
+    /// Visits a snapshot of every listed socket, each read under its lock.
+    pub(crate) fn for_each_info(&self, mut visit: impl FnMut(&InfoEntry)) {
+        self.table.for_each(|socket| {
+            if let Some(entry) = info::describe(&socket) {
+                visit(&entry);
+            }
+        });
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::os::fd::RawFd;
 
-use crate::os::Interest;
+use crate::os::{Interest, SockAddr};
 use crate::udp_address::{UdpAddress, UdpFamily};
 use crate::write_queue::WriteQueue;
 
@@ -54,6 +54,8 @@ pub(crate) struct Socket {
     pub opaque: usize,
     /// -1 until the poll thread sets the socket up.
     pub fd: RawFd,
+    /// False for a descriptor wrapped by socket_server_bind: its file may have other fds.
+    pub owns_fd: bool,
     /// Sockets get MSG_NOSIGNAL sends; a bound pipe or tty gets plain writes.
     pub is_socket: bool,
     pub transport: Transport,
@@ -73,6 +75,8 @@ pub(crate) struct Socket {
     pub udp_connecting: u32,
     pub read_size: usize,
     pub stats: Stats,
+    /// What socket_info names: a connection's peer, a listener's own address.
+    pub name_addr: Option<SockAddr>,
 }
 
 impl Socket {
@@ -81,6 +85,7 @@ impl Socket {
             id,
             opaque,
             fd: -1,
+            owns_fd: true,
             is_socket: true,
             transport,
             phase: Phase::Reserved,
@@ -93,6 +98,7 @@ impl Socket {
             udp_connecting: 0,
             read_size: MIN_READ,
             stats: Stats::default(),
+            name_addr: None,
         }
     }
 

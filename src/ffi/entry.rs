@@ -2,6 +2,7 @@
 //! delegates to the safe core in `crate::server`; nothing here decides socket behaviour.
 
 use core::ffi::{CStr, c_char, c_int};
+use core::fmt::Write as _;
 use core::ptr;
 
 use super::log::log_error;
@@ -502,14 +503,14 @@ pub unsafe extern "C" fn socket_server_info(ss: *mut socket_server) -> *mut sock
         return ptr::null_mut();
     };
     let mut list = ptr::null_mut();
-    for entry in ss.server.info() {
-        list = socket_info_create(list);
-        if list.is_null() {
-            break;
+    ss.server.for_each_info(|entry| {
+        let node = socket_info_create(list);
+        if node != list {
+            list = node;
+            // SAFETY: socket_info_create returned a fresh, zeroed node that only we hold.
+            fill_info(unsafe { &mut *list }, entry);
         }
-        // SAFETY: socket_info_create returned a fresh, zeroed, exclusively owned node.
-        unsafe { fill_info(&mut *list, &entry) };
-    }
+    });
     list
 }
 
@@ -524,12 +525,33 @@ fn fill_info(si: &mut socket_info, entry: &InfoEntry) {
     si.wbuffer = entry.wbuffer as i64;
     si.reading = entry.reading.into();
     si.writing = entry.writing.into();
-    let name = entry.name.as_bytes();
-    let len = name.len().min(si.name.len() - 1);
-    for (dst, &src) in si.name.iter_mut().zip(&name[..len]) {
-        *dst = src as c_char;
+    if let Some(addr) = entry.name {
+        let mut name = NameWriter {
+            buf: &mut si.name,
+            len: 0,
+        };
+        let _ = write!(name, "{}", addr.with_port());
     }
-    si.name[len] = 0;
+}
+
+/// Writes text into a fixed C char array, truncating, always leaving a NUL at the end.
+struct NameWriter<'a> {
+    buf: &'a mut [c_char],
+    len: usize,
+}
+
+impl core::fmt::Write for NameWriter<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for &byte in s.as_bytes() {
+            if self.len + 1 >= self.buf.len() {
+                break;
+            }
+            self.buf[self.len] = byte as c_char;
+            self.len += 1;
+        }
+        self.buf[self.len] = 0;
+        Ok(())
+    }
 }
 
 /// Allocates a zeroed `socket_info` node in front of `last`.

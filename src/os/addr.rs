@@ -126,6 +126,11 @@ impl SockAddr {
     /// The numeric IP as inet_ntop writes it ("127.0.0.1", "::1").
     pub(crate) fn ip_text(&self) -> String {
         let mut buf = [0u8; 64];
+        self.ip_text_in(&mut buf).to_owned()
+    }
+
+    /// As `ip_text`, written into `buf` (no allocation).
+    pub(crate) fn ip_text_in<'a>(&self, buf: &'a mut [u8; 64]) -> &'a str {
         let (family, src): (libc::c_int, *const libc::c_void) = match self {
             SockAddr::V4(sa) => (libc::AF_INET, (&sa.sin_addr as *const libc::in_addr).cast()),
             SockAddr::V6(sa) => (
@@ -136,15 +141,27 @@ impl SockAddr {
         // SAFETY: `src` points to an address of `family`; `buf` has room for any text form.
         let res = unsafe { inet_ntop(family, src, buf.as_mut_ptr().cast(), buf.len() as _) };
         if res.is_null() {
-            return String::new();
+            return "";
         }
         let len = buf.iter().position(|&b| b == 0).unwrap_or(0);
-        String::from_utf8_lossy(&buf[..len]).into_owned()
+        std::str::from_utf8(&buf[..len]).unwrap_or("")
     }
 
     /// "ip:port", with no brackets around IPv6 addresses (as skynet reports them).
     pub(crate) fn text_with_port(&self) -> String {
-        format!("{}:{}", self.ip_text(), self.port())
+        self.with_port().to_string()
+    }
+
+    /// Formats as "ip:port" without allocating.
+    pub(crate) fn with_port(&self) -> impl std::fmt::Display + '_ {
+        struct WithPort<'a>(&'a SockAddr);
+        impl std::fmt::Display for WithPort<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let mut buf = [0u8; 64];
+                write!(f, "{}:{}", self.0.ip_text_in(&mut buf), self.0.port())
+            }
+        }
+        WithPort(self)
     }
 }
 

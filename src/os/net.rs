@@ -263,10 +263,6 @@ pub(crate) fn local_addr(fd: RawFd) -> Option<SockAddr> {
     name_of(fd, libc::getsockname)
 }
 
-pub(crate) fn peer_addr(fd: RawFd) -> Option<SockAddr> {
-    name_of(fd, libc::getpeername)
-}
-
 /// A descriptor held in reserve so accept can shed a connection under EMFILE.
 pub(crate) fn spare_fd() -> Option<OwnedFd> {
     syscall!(open(
