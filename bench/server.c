@@ -27,6 +27,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -72,12 +73,19 @@ struct msg {
 	char *data; /* DATA/UDP: the library's malloc'ed buffer; otherwise NULL */
 };
 
+/*
+ * As skynet's message queues: the ring is guarded by a spinlock (skynet_mq.c uses one), and a
+ * worker with nothing to do sleeps on a condition variable that a push signals only when the
+ * worker said it sleeps. A pthread mutex around the ring instead makes the poll thread and the
+ * worker meet in the kernel on every message once they contend.
+ */
 struct mailbox {
-	pthread_mutex_t lock;
+	atomic_flag spin;
+	pthread_mutex_t sleep_lock;
 	pthread_cond_t cond;
+	atomic_int sleeping;
 	struct msg *ring;
 	unsigned cap, head, count;
-	int sleeping;
 };
 
 struct conn {
@@ -116,20 +124,42 @@ static struct {
 } S;
 
 static void
+spin_lock(atomic_flag *f) {
+	unsigned spins = 0;
+	while (atomic_flag_test_and_set_explicit(f, memory_order_acquire)) {
+		if (++spins % 64 == 0)
+			sched_yield();
+	}
+}
+
+static void
+spin_unlock(atomic_flag *f) {
+	atomic_flag_clear_explicit(f, memory_order_release);
+}
+
+static void
 mailbox_init(struct mailbox *b) {
-	pthread_mutex_init(&b->lock, NULL);
+	atomic_flag_clear(&b->spin);
+	pthread_mutex_init(&b->sleep_lock, NULL);
 	pthread_cond_init(&b->cond, NULL);
+	atomic_init(&b->sleeping, 0);
 	b->cap = 1024;
 	b->ring = malloc(sizeof(struct msg) * b->cap);
 	b->head = b->count = 0;
-	b->sleeping = 0;
 	if (b->ring == NULL)
 		abort();
 }
 
 static void
+mailbox_wake(struct mailbox *b) {
+	pthread_mutex_lock(&b->sleep_lock);
+	pthread_cond_signal(&b->cond);
+	pthread_mutex_unlock(&b->sleep_lock);
+}
+
+static void
 mailbox_push(struct mailbox *b, const struct msg *m) {
-	pthread_mutex_lock(&b->lock);
+	spin_lock(&b->spin);
 	if (b->count == b->cap) {
 		struct msg *ring = malloc(sizeof(struct msg) * b->cap * 2);
 		if (ring == NULL)
@@ -143,30 +173,46 @@ mailbox_push(struct mailbox *b, const struct msg *m) {
 	}
 	b->ring[(b->head + b->count) & (b->cap - 1)] = *m;
 	b->count++;
-	if (b->sleeping)
-		pthread_cond_signal(&b->cond);
-	pthread_mutex_unlock(&b->lock);
+	spin_unlock(&b->spin);
+	/* Pairs with the sleeper's store then check: one of the two sees the other. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load(&b->sleeping))
+		mailbox_wake(b);
+}
+
+static unsigned
+mailbox_take(struct mailbox *b, struct msg *out, unsigned max) {
+	unsigned n = 0;
+	spin_lock(&b->spin);
+	while (n < max && b->count > 0) {
+		out[n++] = b->ring[b->head];
+		b->head = (b->head + 1) & (b->cap - 1);
+		b->count--;
+	}
+	spin_unlock(&b->spin);
+	return n;
 }
 
 /* Up to `max` messages, or 0 once the workers are told to stop. */
 static unsigned
 mailbox_pop(struct mailbox *b, struct msg *out, unsigned max) {
-	unsigned n = 0;
-	pthread_mutex_lock(&b->lock);
-	while (b->count == 0 && !atomic_load(&S.stop_workers)) {
-		b->sleeping = 1;
-		pthread_cond_wait(&b->cond, &b->lock);
-		b->sleeping = 0;
+	for (;;) {
+		if (atomic_load(&S.stop_workers))
+			return 0;
+		unsigned n = mailbox_take(b, out, max);
+		if (n > 0)
+			return n;
+		pthread_mutex_lock(&b->sleep_lock);
+		atomic_store(&b->sleeping, 1);
+		atomic_thread_fence(memory_order_seq_cst);
+		spin_lock(&b->spin);
+		int empty = b->count == 0;
+		spin_unlock(&b->spin);
+		if (empty && !atomic_load(&S.stop_workers))
+			pthread_cond_wait(&b->cond, &b->sleep_lock);
+		atomic_store(&b->sleeping, 0);
+		pthread_mutex_unlock(&b->sleep_lock);
 	}
-	if (!atomic_load(&S.stop_workers)) {
-		while (n < max && b->count > 0) {
-			out[n++] = b->ring[b->head];
-			b->head = (b->head + 1) & (b->cap - 1);
-			b->count--;
-		}
-	}
-	pthread_mutex_unlock(&b->lock);
-	return n;
 }
 
 /* ---- sends ---- */
@@ -592,9 +638,9 @@ main(int argc, char **argv) {
 	/* Workers first: upstream's send may block on its command pipe once the poll thread is gone. */
 	atomic_store(&S.stop_workers, 1);
 	for (int i = 0; i < S.nworkers; i++) {
-		pthread_mutex_lock(&S.box[i].lock);
+		pthread_mutex_lock(&S.box[i].sleep_lock);
 		pthread_cond_broadcast(&S.box[i].cond);
-		pthread_mutex_unlock(&S.box[i].lock);
+		pthread_mutex_unlock(&S.box[i].sleep_lock);
 	}
 	for (int i = 0; i < S.nworkers; i++)
 		pthread_join(S.workers[i], NULL);
