@@ -45,14 +45,15 @@ pub(crate) fn describe(socket: &Socket) -> Option<InfoEntry> {
         }
         _ => return None,
     };
+    let (read, write, rtime, wtime) = socket.stats.snapshot();
     Some(InfoEntry {
         id: socket.id,
         kind,
         opaque: socket.opaque,
-        read: socket.stats.read,
-        write: socket.stats.write,
-        rtime: socket.stats.rtime,
-        wtime: socket.stats.wtime,
+        read,
+        write,
+        rtime,
+        wtime,
         wbuffer: socket.queue.queued(),
         reading: socket.interest.read,
         writing: socket.interest.write,

@@ -4,7 +4,8 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 
 use crate::close::{self, OwnerClose, ReadEof, WriteError};
 use crate::command::Command;
@@ -15,7 +16,7 @@ use crate::report::{Report, ReportData, text};
 use crate::send_buffer::SendBuffer;
 use crate::server::Server;
 use crate::slots::Entry;
-use crate::socket::{Phase, Socket, Transport};
+use crate::socket::{Phase, Socket, Stats, Transport};
 use crate::udp_address::{UdpAddress, UdpFamily};
 use crate::write_queue::{DatagramSent, FlushEnd, Priority};
 
@@ -35,8 +36,22 @@ pub(crate) struct PollState {
     next_event: usize,
     raw_events: Vec<libc::epoll_event>,
     datagram: Vec<u8>,
+    /// The UDP socket whose event is being drained, if any.
+    cursor: Option<DatagramCursor>,
     /// Given up to shed a connection when accept hits the descriptor limit.
     spare_fd: Option<OwnedFd>,
+}
+
+/// What draining a UDP socket needs, kept across the datagrams of one event so that each
+/// further datagram costs no lock (a worker may hold the socket's lock for a direct send).
+/// Only this thread changes these fields, and only when it applies a command, so the cursor
+/// ends before any command is applied.
+struct DatagramCursor {
+    id: i32,
+    opaque: usize,
+    fd: RawFd,
+    family: Option<UdpFamily>,
+    stats: Arc<Stats>,
 }
 
 impl PollState {
@@ -47,6 +62,7 @@ impl PollState {
             next_event: 0,
             raw_events: Vec::with_capacity(MAX_EVENTS),
             datagram: Vec::new(),
+            cursor: None,
             spare_fd: os::spare_fd(),
         }
     }
@@ -90,6 +106,7 @@ impl Server {
                 self.commands.take_all(&mut st.commands);
             }
             if let Some(command) = st.commands.pop_front() {
+                st.cursor = None;
                 if let Some(report) = self.apply(command) {
                     return report;
                 }
@@ -106,6 +123,7 @@ impl Server {
     }
 
     fn wait(&self, st: &mut PollState, waited: &mut bool) {
+        st.cursor = None;
         st.events.clear();
         st.next_event = 0;
         if !self.commands.about_to_sleep() {
@@ -449,6 +467,9 @@ impl Server {
             self.commands.clear_wake();
             return None;
         }
+        if let Some(cursor) = st.cursor.take_if(|c| token(c.id) == event.token) {
+            return self.drain_datagrams(st, index, event, cursor);
+        }
         // A token names an id, so an event for a closed socket finds nothing, even when a
         // new socket reuses the slot.
         let Some(mut socket) = self.table.lock(event.token as i32) else {
@@ -469,13 +490,19 @@ impl Server {
             }
             _ => {}
         }
-        if event.read && socket.interest.read {
-            let outcome = if socket.is_udp() {
-                self.read_datagram(st, socket)
-            } else {
-                self.read_stream(socket)
+        if event.read && socket.interest.read && socket.is_udp() {
+            let cursor = DatagramCursor {
+                id: socket.id,
+                opaque: socket.opaque,
+                fd: socket.fd,
+                family: socket.udp_family(),
+                stats: Arc::clone(&socket.stats),
             };
-            return match outcome {
+            drop(socket);
+            return self.drain_datagrams(st, index, event, cursor);
+        }
+        if event.read && socket.interest.read {
+            return match self.read_stream(socket) {
                 ReadOutcome::Report { report, again } => {
                     if !again {
                         self.read_done(st, index, event);
@@ -666,14 +693,21 @@ impl Server {
         }
     }
 
-    fn read_datagram(&self, st: &mut PollState, socket: Entry<'_, Socket>) -> ReadOutcome {
-        let (id, opaque, fd, family) = (socket.id, socket.opaque, socket.fd, socket.udp_family());
-        // As for streams: no lock held across the receive, so direct sends never wait on it.
-        drop(socket);
+    /// Reads one datagram of the socket `cursor` describes; the event stays current while
+    /// datagrams keep coming.
+    fn drain_datagrams(
+        &self,
+        st: &mut PollState,
+        index: usize,
+        event: Readiness,
+        cursor: DatagramCursor,
+    ) -> Option<Report> {
+        let (id, opaque) = (cursor.id, cursor.opaque);
         if st.datagram.is_empty() {
             st.datagram = vec![0; MAX_DATAGRAM];
         }
-        let (n, from) = match os::recv_from(fd, &mut st.datagram) {
+        let received = os::recv_from(cursor.fd, &mut st.datagram);
+        let (n, from) = match received {
             Ok(received) => received,
             Err(err)
                 if matches!(
@@ -681,35 +715,30 @@ impl Server {
                     io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
                 ) =>
             {
-                return ReadOutcome::Nothing;
+                self.read_done(st, index, event);
+                return None;
             }
             Err(err) => {
+                st.next_event += 1;
                 if let Some(socket) = self.table.lock(id) {
                     self.force_close(socket);
                 }
-                return ReadOutcome::Ended(Some(Report::error_text(
-                    id,
-                    opaque,
-                    os::error_text(&err),
-                )));
+                return Some(Report::error_text(id, opaque, os::error_text(&err)));
             }
         };
-        if let Some(mut socket) = self.table.lock(id) {
-            let now = self.now();
-            socket.count_read(n, now);
-        }
-        let Some(from) = from.filter(|f| Some(UdpFamily::of(f)) == family) else {
-            return ReadOutcome::Nothing;
+        cursor.stats.count_read(n, self.now());
+        let Some(from) = from.filter(|f| Some(UdpFamily::of(f)) == cursor.family) else {
+            // A datagram of the other family is dropped; reading resumes with the next event.
+            self.read_done(st, index, event);
+            return None;
         };
+        st.cursor = Some(cursor);
         let address = UdpAddress::from_sockaddr(&from);
         let Some(buf) = CBuf::from_slices(&[&st.datagram[..n], address.as_bytes()]) else {
             log!("socket-server error: out of memory reading udp socket {id}.");
-            return ReadOutcome::Nothing;
+            return None;
         };
-        ReadOutcome::Report {
-            report: Report::udp(id, opaque, n, buf),
-            again: true,
-        }
+        Some(Report::udp(id, opaque, n, buf))
     }
 
     /// Writes what is queued. Keeps EPOLLOUT while data remains, turns it off when drained.

@@ -3,6 +3,8 @@
 //! write. Only the poll thread changes `phase`, the epoll interest and the fd.
 
 use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::os::{Interest, SockAddr};
 use crate::udp_address::{UdpAddress, UdpFamily};
@@ -40,12 +42,39 @@ pub(crate) enum Phase {
     Bound,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+/// Traffic counters, read by socket_info from any thread. Shared (not behind the socket's
+/// lock) so the poll thread can count datagrams it drains without taking that lock.
+#[derive(Debug, Default)]
 pub(crate) struct Stats {
-    pub read: u64,
-    pub write: u64,
-    pub rtime: u64,
-    pub wtime: u64,
+    read: AtomicU64,
+    write: AtomicU64,
+    rtime: AtomicU64,
+    wtime: AtomicU64,
+}
+
+impl Stats {
+    pub(crate) fn count_read(&self, n: usize, now: u64) {
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        self.rtime.store(now, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_write(&self, n: usize, now: u64) {
+        if n > 0 {
+            self.write.fetch_add(n as u64, Ordering::Relaxed);
+            self.wtime.store(now, Ordering::Relaxed);
+        }
+    }
+
+    /// (read, write, rtime, wtime)
+    pub(crate) fn snapshot(&self) -> (u64, u64, u64, u64) {
+        let load = |v: &AtomicU64| v.load(Ordering::Relaxed);
+        (
+            load(&self.read),
+            load(&self.write),
+            load(&self.rtime),
+            load(&self.wtime),
+        )
+    }
 }
 
 pub(crate) struct Socket {
@@ -74,7 +103,7 @@ pub(crate) struct Socket {
     /// udp_connect calls whose new destination is not applied yet: no direct writes until 0.
     pub udp_connecting: u32,
     pub read_size: usize,
-    pub stats: Stats,
+    pub stats: Arc<Stats>,
     /// What socket_info names: a connection's peer, a listener's own address.
     pub name_addr: Option<SockAddr>,
 }
@@ -97,7 +126,7 @@ impl Socket {
             udp_dest: None,
             udp_connecting: 0,
             read_size: MIN_READ,
-            stats: Stats::default(),
+            stats: Arc::default(),
             name_addr: None,
         }
     }
@@ -165,15 +194,11 @@ impl Socket {
     }
 
     pub(crate) fn count_write(&mut self, n: usize, now: u64) {
-        if n > 0 {
-            self.stats.write += n as u64;
-            self.stats.wtime = now;
-        }
+        self.stats.count_write(n, now);
     }
 
     pub(crate) fn count_read(&mut self, n: usize, now: u64) {
-        self.stats.read += n as u64;
-        self.stats.rtime = now;
+        self.stats.count_read(n, now);
     }
 
     /// Adapts the read size after a read of `n` bytes: double after a full read, halve after
