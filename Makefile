@@ -2,7 +2,8 @@
 #   make          build build/libsocket_server.a and include/socket_server.h
 #   make demo     build, then run an echo server and clients over loopback through the library
 #   make test     every check: format, lint, Rust unit tests, ABI and export checks, C tests
-#                 (directly and under valgrind)
+#                 (directly and under valgrind), the skynet-shaped stress run (directly, ~30 s,
+#                 and under valgrind memcheck); more sanitizer runs: see stress/README.md
 #   make bench    benchmarks, ours against a raw-epoll floor (OTHER=/path/impl.o adds another
 #                 implementation of the ABI); see bench/README.md
 
@@ -18,7 +19,7 @@ EXPORTS := src/ffi/exports.txt
 SOCKET_LIB ?= $(LIB)
 CFLAGS_TEST ?= -std=gnu11 -g -O1 -Wall -Wextra -Werror -Iinclude
 LDLIBS_TEST ?= -lpthread -ldl -lm -lrt
-VALGRIND_CMD := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
+VALGRIND_CMD := valgrind -q --fair-sched=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
 
 .PHONY: all rust demo test check-format lint unit check-header check-abi check-exports ctest-plain ctest-valgrind clean
 
@@ -47,7 +48,8 @@ demo: $(LIB) $(HEADER)
 	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -Iinclude demo/echo_demo.c $(LIB) $(LDLIBS_TEST) -o $(BUILD)/echo_demo
 	./$(BUILD)/echo_demo
 
-test: check-format lint unit all check-header check-abi check-exports ctest-plain ctest-valgrind
+test: check-format lint unit all check-header check-abi check-exports ctest-plain ctest-valgrind \
+		stress stress-memcheck
 	@echo "make test: all checks passed"
 
 check-format:
@@ -82,3 +84,4 @@ clean:
 
 -include c_tests/tests.mk
 -include bench/bench.mk
+-include stress/stress.mk

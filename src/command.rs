@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use crate::os::{EventFd, SockAddr};
 use crate::send_buffer::SendBuffer;
 use crate::udp_address::UdpAddress;
-use crate::write_queue::Priority;
+use crate::write_queue::{Priority, Warning};
 
 pub(crate) enum Command {
     Listen {
@@ -54,7 +54,7 @@ pub(crate) enum Command {
     /// A worker's append passed a WARNING threshold; poll reports it.
     Warning {
         id: i32,
-        kib: usize,
+        warning: Warning,
     },
     SetUdpDest {
         id: i32,

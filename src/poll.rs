@@ -260,9 +260,13 @@ impl Server {
                 socket.udp_dest = Some(addr);
                 None
             }
-            Command::Warning { id, kib } => {
-                let socket = self.table.lock(id)?;
-                Some(Report::warning(id, socket.opaque, kib))
+            Command::Warning { id, warning } => {
+                let mut socket = self.table.lock(id)?;
+                let opaque = socket.opaque;
+                socket
+                    .queue
+                    .confirm_warning(&warning)
+                    .then(|| Report::warning(id, opaque, warning.kib))
             }
             Command::OpenUdp { id, fd } => {
                 let mut socket = self.table.lock(id)?;
@@ -451,10 +455,11 @@ impl Server {
             return Some(Report::error(id, socket.opaque, text::ENABLE_WRITE_FAILED));
         }
         let opaque = socket.opaque;
+        let warning = socket.queue.check_warning()?;
         socket
             .queue
-            .check_warning()
-            .map(|kib| Report::warning(id, opaque, kib))
+            .confirm_warning(&warning)
+            .then(|| Report::warning(id, opaque, warning.kib))
     }
 
     // ---- events ---------------------------------------------------------------------------

@@ -170,10 +170,13 @@ impl Server {
                 .push_stream(priority, SendBuffer::Foreign(buffer)),
             Outgoing::Borrowed(bytes) => socket.queue.push_copy(priority, bytes),
         }
-        if let Some(kib) = socket.queue.check_warning() {
-            let id = socket.id;
-            drop(socket);
-            self.commands.push(Command::Warning { id, kib });
+        if let Some(warning) = socket.queue.check_warning() {
+            // Pushed under the socket's lock, so warnings of one socket reach the poll thread
+            // in the order they were raised.
+            self.commands.push(Command::Warning {
+                id: socket.id,
+                warning,
+            });
         }
     }
 
@@ -336,13 +339,13 @@ impl Server {
         0
     }
 
-    /// Visits a snapshot of every listed socket, each read under its lock.
-    pub(crate) fn for_each_info(&self, mut visit: impl FnMut(&InfoEntry)) {
-        self.table.for_each(|socket| {
-            if let Some(entry) = info::describe(&socket) {
-                visit(&entry);
-            }
-        });
+    /// A snapshot of every listed socket, each read under its lock. Nothing is allocated
+    /// while a socket's lock is held but the growth of this one vector.
+    pub(crate) fn info(&self) -> Vec<InfoEntry> {
+        let mut entries = Vec::new();
+        self.table
+            .for_each(|socket| entries.extend(info::describe(&socket)));
+        entries
     }
 }
 

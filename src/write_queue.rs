@@ -51,6 +51,13 @@ impl Pending {
     }
 }
 
+/// A WARNING raised by an append: queued KiB, and the episode it belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Warning {
+    pub kib: usize,
+    pub episode: u32,
+}
+
 /// How a flush ended.
 #[derive(Debug)]
 pub(crate) enum FlushEnd {
@@ -77,6 +84,10 @@ pub(crate) struct WriteQueue {
     low: VecDeque<Pending>,
     queued: usize,
     warn_at: usize,
+    /// Counts the drains that ended a WARNING episode; tags each WARNING raised.
+    warn_episode: u32,
+    /// A WARNING of the current episode was reported.
+    warned: bool,
     /// Bytes of a direct write's unwritten rest at the head of `high` that the poll thread has
     /// not taken over yet. Upstream keeps that rest outside its queues until its next write
     /// round, so until then it neither counts as queued (WARNING, socket_info) nor stops a
@@ -204,6 +215,8 @@ impl WriteQueue {
         self.low.clear();
         self.queued = 0;
         self.unadopted_rest = 0;
+        self.end_warning_episode();
+        self.warned = false;
     }
 
     /// Writes as much as `write` accepts: high buffers, then low ones, in one vectored call
@@ -298,22 +311,43 @@ impl WriteQueue {
         }
     }
 
-    /// After queueing: WARNING's KiB (rounded up) when the queue passed the next threshold.
-    pub(crate) fn check_warning(&mut self) -> Option<usize> {
+    /// After queueing: a WARNING (KiB rounded up) when the queue passed the next threshold.
+    /// The poll thread reports it after `confirm_warning`, which drops it if the queue drained
+    /// in between (a worker's append raises it, the poll thread reports it later).
+    pub(crate) fn check_warning(&mut self) -> Option<Warning> {
         if self.queued >= WARNING_SIZE && self.queued >= self.warn_at {
             self.warn_at = if self.warn_at == 0 {
                 WARNING_SIZE * 2
             } else {
                 self.warn_at * 2
             };
-            return Some(self.queued.div_ceil(1024));
+            return Some(Warning {
+                kib: self.queued.div_ceil(1024),
+                episode: self.warn_episode,
+            });
         }
         None
     }
 
-    /// After draining: true once when a WARNING was raised, for the WARNING 0.
+    /// Whether a raised WARNING is still current (its queue has not drained since); if so it
+    /// counts as reported, so the drain will report WARNING 0.
+    pub(crate) fn confirm_warning(&mut self, warning: &Warning) -> bool {
+        let current = warning.episode == self.warn_episode && self.warn_at > 0;
+        self.warned |= current;
+        current
+    }
+
+    /// After draining: true once when a WARNING was reported, for the WARNING 0. Ends the
+    /// episode, so a WARNING raised before the drain and not reported yet is dropped.
     pub(crate) fn take_drained_warning(&mut self) -> bool {
-        std::mem::take(&mut self.warn_at) > 0
+        self.end_warning_episode();
+        std::mem::take(&mut self.warned)
+    }
+
+    fn end_warning_episode(&mut self) {
+        if std::mem::take(&mut self.warn_at) > 0 {
+            self.warn_episode = self.warn_episode.wrapping_add(1);
+        }
     }
 }
 
@@ -466,7 +500,11 @@ mod tests {
         let mut seen = Vec::new();
         for _ in 0..64 {
             q.push_stream(Priority::High, SendBuffer::Copied(vec![0; 128 * 1024]));
-            seen.extend(q.check_warning());
+            seen.extend(
+                q.check_warning()
+                    .filter(|w| q.confirm_warning(w))
+                    .map(|w| w.kib),
+            );
         }
         assert_eq!(seen, vec![1024, 2048, 4096, 8192]);
         let mut s = Stream::new(usize::MAX);
@@ -483,7 +521,22 @@ mod tests {
             Priority::High,
             SendBuffer::Copied(vec![0; WARNING_SIZE + 1]),
         );
-        assert_eq!(q.check_warning(), Some(1025));
+        assert_eq!(q.check_warning().map(|w| w.kib), Some(1025));
+    }
+
+    #[test]
+    fn a_warning_raised_before_a_drain_and_reported_after_it_is_dropped() {
+        let mut q = WriteQueue::default();
+        q.push_stream(Priority::High, SendBuffer::Copied(vec![0; WARNING_SIZE]));
+        let stale = q.check_warning().unwrap();
+        let mut s = Stream::new(usize::MAX);
+        q.flush_stream(|v| s.write(v));
+        assert!(!q.take_drained_warning(), "never reported, so no WARNING 0");
+        assert!(!q.confirm_warning(&stale));
+        q.push_stream(Priority::High, SendBuffer::Copied(vec![0; WARNING_SIZE]));
+        let fresh = q.check_warning().unwrap();
+        assert!(q.confirm_warning(&fresh));
+        assert_eq!(fresh.kib, 1024);
     }
 
     #[test]

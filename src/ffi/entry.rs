@@ -503,14 +503,15 @@ pub unsafe extern "C" fn socket_server_info(ss: *mut socket_server) -> *mut sock
         return ptr::null_mut();
     };
     let mut list = ptr::null_mut();
-    ss.server.for_each_info(|entry| {
+    for entry in ss.server.info() {
         let node = socket_info_create(list);
-        if node != list {
-            list = node;
-            // SAFETY: socket_info_create returned a fresh, zeroed node that only we hold.
-            fill_info(unsafe { &mut *list }, entry);
+        if node == list {
+            break; // out of memory, logged
         }
-    });
+        list = node;
+        // SAFETY: socket_info_create returned a fresh, zeroed node that only we hold.
+        fill_info(unsafe { &mut *list }, &entry);
+    }
     list
 }
 
