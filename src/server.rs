@@ -339,13 +339,10 @@ impl Server {
         0
     }
 
-    /// A snapshot of every listed socket, each read under its lock. Nothing is allocated
-    /// while a socket's lock is held but the growth of this one vector.
-    pub(crate) fn info(&self) -> Vec<InfoEntry> {
-        let mut entries = Vec::new();
-        self.table
-            .for_each(|socket| entries.extend(info::describe(&socket)));
-        entries
+    /// Visits a snapshot of every listed socket, each taken under its lock; `visit` runs
+    /// with no lock held (it may allocate).
+    pub(crate) fn for_each_info(&self, visit: impl FnMut(InfoEntry)) {
+        self.table.for_each_snapshot(info::describe, visit);
     }
 }
 

@@ -503,15 +503,14 @@ pub unsafe extern "C" fn socket_server_info(ss: *mut socket_server) -> *mut sock
         return ptr::null_mut();
     };
     let mut list = ptr::null_mut();
-    for entry in ss.server.info() {
+    ss.server.for_each_info(|entry| {
         let node = socket_info_create(list);
-        if node == list {
-            break; // out of memory, logged
+        if node != list {
+            list = node;
+            // SAFETY: socket_info_create returned a fresh, zeroed node that only we hold.
+            fill_info(unsafe { &mut *list }, &entry);
         }
-        list = node;
-        // SAFETY: socket_info_create returned a fresh, zeroed node that only we hold.
-        fill_info(unsafe { &mut *list }, &entry);
-    }
+    });
     list
 }
 
