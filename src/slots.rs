@@ -124,6 +124,14 @@ impl<T> SlotTable<T> {
             .then_some(Entry { slot, guard })
     }
 
+    /// Slots that have an owner, in slot order (chunks never allocated are skipped).
+    fn owned_slots(&self) -> impl Iterator<Item = &Slot<T>> {
+        (0..CHUNKS)
+            .filter_map(|n| self.chunk(n))
+            .flat_map(|chunk| chunk.slots.iter())
+            .filter(|slot| slot.owner.load(Ordering::Acquire) != 0)
+    }
+
     /// Takes a snapshot of every live entry under its lock (`take`), then hands it to `visit`
     /// with the lock released, so `visit` may allocate or block without holding up the socket.
     pub(crate) fn for_each_snapshot<S>(
@@ -131,32 +139,20 @@ impl<T> SlotTable<T> {
         mut take: impl FnMut(&T) -> Option<S>,
         mut visit: impl FnMut(S),
     ) {
-        for n in 0..CHUNKS {
-            let Some(chunk) = self.chunk(n) else { continue };
-            for slot in chunk.slots.iter() {
-                if slot.owner.load(Ordering::Acquire) == 0 {
-                    continue;
-                }
-                let snapshot = slot.state.lock().as_deref().and_then(&mut take);
-                if let Some(snapshot) = snapshot {
-                    visit(snapshot);
-                }
+        for slot in self.owned_slots() {
+            let snapshot = slot.state.lock().as_deref().and_then(&mut take);
+            if let Some(snapshot) = snapshot {
+                visit(snapshot);
             }
         }
     }
 
     /// Visits every live entry, locking each in turn.
     pub(crate) fn for_each(&self, mut visit: impl FnMut(Entry<'_, T>)) {
-        for n in 0..CHUNKS {
-            let Some(chunk) = self.chunk(n) else { continue };
-            for slot in chunk.slots.iter() {
-                if slot.owner.load(Ordering::Acquire) == 0 {
-                    continue;
-                }
-                let guard = slot.state.lock();
-                if guard.is_some() {
-                    visit(Entry { slot, guard });
-                }
+        for slot in self.owned_slots() {
+            let guard = slot.state.lock();
+            if guard.is_some() {
+                visit(Entry { slot, guard });
             }
         }
     }

@@ -234,33 +234,18 @@ pub(crate) fn take_socket_error(fd: RawFd) -> io::Result<i32> {
     Ok(value)
 }
 
-fn name_of(
-    fd: RawFd,
-    call: unsafe extern "C" fn(
-        libc::c_int,
-        *mut libc::sockaddr,
-        *mut libc::socklen_t,
-    ) -> libc::c_int,
-) -> Option<SockAddr> {
+/// The address a socket is bound to (getsockname).
+pub(crate) fn local_addr(fd: RawFd) -> Option<SockAddr> {
     // SAFETY: sockaddr_storage is plain data; all-zero is valid.
     let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
     let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: getsockname/getpeername with a buffer of `len` bytes.
-    let rc = unsafe {
-        call(
-            fd,
-            (&mut storage as *mut libc::sockaddr_storage).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return None;
-    }
+    syscall!(getsockname(
+        fd,
+        (&mut storage as *mut libc::sockaddr_storage).cast(),
+        &mut len
+    ))
+    .ok()?;
     SockAddr::from_storage(&storage, len)
-}
-
-pub(crate) fn local_addr(fd: RawFd) -> Option<SockAddr> {
-    name_of(fd, libc::getsockname)
 }
 
 /// A descriptor held in reserve so accept can shed a connection under EMFILE.
