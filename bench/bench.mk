@@ -1,6 +1,6 @@
 # The benchmark of issue 4; included by the top-level Makefile.
 #
-#   make bench                      ours and the raw-epoll floor, 3 interleaved rounds, medians
+#   make bench                      ours and the raw-epoll floor, 5 interleaved rounds, medians
 #   make bench OTHER=/path/impl.o   the same with another implementation of the ABI (an object or
 #                                   archive, e.g. upstream's socket_server.c compiled on its own)
 #   make bench-smoke                BENCH_QUICK=1, one round, under a minute; fails on any error
@@ -18,7 +18,7 @@ BENCH_SRC := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 BENCH_OUT = $(BUILD)/bench
 BENCH_CFLAGS ?= -std=gnu11 -O2 -Wall -Wextra -Werror -Iinclude
 BENCH_LDLIBS ?= -lpthread -ldl -lm -lrt
-BENCH_ROUNDS ?= 3
+BENCH_ROUNDS ?= 5
 BENCH_BINS = $(BENCH_OUT)/server-ours $(BENCH_OUT)/floor $(BENCH_OUT)/loadgen \
 	$(if $(OTHER),$(BENCH_OUT)/server-other)
 BENCH_RUN = $(PYTHON) $(BENCH_SRC)/run.py --bin $(BENCH_OUT) $(if $(OTHER),--other)

@@ -33,7 +33,7 @@ MIB = 1 << 20
 def timed_seconds():
     if os.environ.get("BENCH_SECONDS"):
         return float(os.environ["BENCH_SECONDS"])
-    return 1.0 if QUICK else 5.0
+    return 1.0 if QUICK else 3.0
 
 
 def workloads():
@@ -288,7 +288,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--other", action="store_true")
-    ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "3")))
+    ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "5")))
     ap.add_argument("--budget", type=float, default=0, help="seconds; runs past it are failures")
     ap.add_argument("--only", default=os.environ.get("BENCH_ONLY", ""))
     a = ap.parse_args()
