@@ -70,6 +70,27 @@ pub(crate) enum Command {
     Exit,
 }
 
+impl Command {
+    /// The socket the command is about (none for Exit).
+    pub(crate) fn id(&self) -> Option<i32> {
+        match *self {
+            Command::Listen { id, .. }
+            | Command::Connect { id, .. }
+            | Command::Bind { id, .. }
+            | Command::Start { id, .. }
+            | Command::Pause { id }
+            | Command::Close { id, .. }
+            | Command::Send { id, .. }
+            | Command::EnableWrite { id }
+            | Command::Warning { id, .. }
+            | Command::SetUdpDest { id, .. }
+            | Command::OpenUdp { id, .. }
+            | Command::NoDelay { id } => Some(id),
+            Command::Exit => None,
+        }
+    }
+}
+
 pub(crate) struct CommandQueue {
     queue: Mutex<VecDeque<Command>>,
     pending: AtomicBool,

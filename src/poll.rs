@@ -2,7 +2,7 @@
 //! then reports socket events, until it has one result. Only this thread changes a socket's
 //! phase, its epoll registration or its fd.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use crate::report::{Report, ReportData, text};
 use crate::send_buffer::SendBuffer;
 use crate::server::Server;
 use crate::slots::Entry;
-use crate::socket::{Phase, Socket, Stats, Transport};
+use crate::socket::{self, Phase, Socket, Stats, Transport};
 use crate::udp_address::{UdpAddress, UdpFamily};
 use crate::write_queue::{DatagramSent, FlushEnd, Priority};
 
@@ -38,6 +38,8 @@ pub(crate) struct PollState {
     datagram: Vec<u8>,
     /// The UDP socket whose event is being drained, if any.
     cursor: Option<DatagramCursor>,
+    /// Stream sockets this thread can read without their lock, by id.
+    readers: HashMap<i32, StreamReader>,
     /// Given up to shed a connection when accept hits the descriptor limit.
     spare_fd: Option<OwnedFd>,
 }
@@ -54,6 +56,64 @@ struct DatagramCursor {
     stats: Arc<Stats>,
 }
 
+/// What reading a stream socket needs, kept between its events so a read takes no lock: a
+/// worker holds the socket's lock across a direct write, and the poll thread would otherwise
+/// sleep on it with every read. Only this thread changes these fields, so an entry stays true
+/// until this thread applies a command to the socket or takes its lock for anything else; both
+/// drop the entry first.
+struct StreamReader {
+    fd: RawFd,
+    opaque: usize,
+    read_size: usize,
+    stats: Arc<Stats>,
+}
+
+impl StreamReader {
+    /// The reader of a socket whose reads need nothing else: a started, connected stream (or
+    /// bound descriptor) still reading.
+    fn of(socket: &Socket) -> Option<StreamReader> {
+        let readable = matches!(
+            socket.phase,
+            Phase::Connected | Phase::HalfClosedWrite | Phase::Bound
+        );
+        (readable && socket.interest.read && !socket.is_udp()).then(|| StreamReader {
+            fd: socket.fd,
+            opaque: socket.opaque,
+            read_size: socket.read_size,
+            stats: Arc::clone(&socket.stats),
+        })
+    }
+}
+
+/// One read(2) of a stream socket.
+enum StreamRead {
+    Data(CBuf, usize),
+    /// Nothing there now (or interrupted).
+    Nothing,
+    Eof,
+    Failed(io::Error),
+}
+
+fn read_once(id: i32, fd: RawFd, size: usize) -> StreamRead {
+    let Some(mut buf) = CBuf::uninit(size) else {
+        log!("socket-server error: out of memory reading socket {id}.");
+        return StreamRead::Nothing;
+    };
+    match os::read(fd, buf.spare()) {
+        Ok(0) => StreamRead::Eof,
+        Ok(n) => StreamRead::Data(buf, n),
+        Err(err)
+            if matches!(
+                err.kind(),
+                io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+            ) =>
+        {
+            StreamRead::Nothing
+        }
+        Err(err) => StreamRead::Failed(err),
+    }
+}
+
 impl PollState {
     pub(crate) fn new() -> PollState {
         PollState {
@@ -63,6 +123,7 @@ impl PollState {
             raw_events: Vec::with_capacity(MAX_EVENTS),
             datagram: Vec::new(),
             cursor: None,
+            readers: HashMap::new(),
             spare_fd: os::spare_fd(),
         }
     }
@@ -107,6 +168,9 @@ impl Server {
             }
             if let Some(command) = st.commands.pop_front() {
                 st.cursor = None;
+                if let Some(id) = command.id() {
+                    st.readers.remove(&id);
+                }
                 if let Some(report) = self.apply(command) {
                     return report;
                 }
@@ -475,12 +539,39 @@ impl Server {
         if let Some(cursor) = st.cursor.take_if(|c| token(c.id) == event.token) {
             return self.drain_datagrams(st, index, event, cursor);
         }
+        let id = event.token as i32;
+        if event.read
+            && let Some(reader) = st.readers.get_mut(&id)
+        {
+            let outcome = match read_once(id, reader.fd, reader.read_size) {
+                StreamRead::Data(buf, n) => {
+                    reader.stats.count_read(n, self.now());
+                    ReadOutcome::Report {
+                        again: socket::adapt_read_size(&mut reader.read_size, n),
+                        report: Report::data(id, reader.opaque, n, buf),
+                    }
+                }
+                StreamRead::Nothing => ReadOutcome::Nothing,
+                ended => {
+                    st.readers.remove(&id);
+                    match self.table.lock(id) {
+                        Some(socket) => self.stream_read_result(socket, ended),
+                        None => ReadOutcome::Ended(None),
+                    }
+                }
+            };
+            return self.after_read(st, index, event, outcome);
+        }
         // A token names an id, so an event for a closed socket finds nothing, even when a
         // new socket reuses the slot.
-        let Some(mut socket) = self.table.lock(event.token as i32) else {
+        let Some(mut socket) = self.table.lock(id) else {
             st.next_event += 1;
             return None;
         };
+        // With the lock taken, anything about the socket may change: read with it from now on.
+        if let Some(reader) = st.readers.remove(&id) {
+            socket.read_size = reader.read_size;
+        }
         match socket.phase {
             Phase::Reserved => {
                 st.next_event += 1;
@@ -506,23 +597,16 @@ impl Server {
             drop(socket);
             return self.drain_datagrams(st, index, event, cursor);
         }
+        if event.read
+            && let Some(reader) = StreamReader::of(&socket)
+        {
+            drop(socket);
+            st.readers.insert(id, reader);
+            return self.handle_event(st);
+        }
         if event.read && socket.interest.read {
-            return match self.read_stream(socket) {
-                ReadOutcome::Report { report, again } => {
-                    if !again {
-                        self.read_done(st, index, event);
-                    }
-                    Some(report)
-                }
-                ReadOutcome::Ended(report) => {
-                    st.next_event += 1;
-                    report
-                }
-                ReadOutcome::Nothing => {
-                    self.read_done(st, index, event);
-                    None
-                }
-            };
+            let outcome = self.read_stream(socket);
+            return self.after_read(st, index, event, outcome);
         }
         st.next_event += 1;
         if event.write {
@@ -640,33 +724,26 @@ impl Server {
         ))
     }
 
+    /// Reads a socket that has no reader yet (the lock is dropped across the read itself).
     fn read_stream(&self, socket: Entry<'_, Socket>) -> ReadOutcome {
         let (id, fd, size) = (socket.id, socket.fd, socket.read_size);
-        // Read without holding the socket's lock, so a worker's direct write never waits on
-        // this read. The fd stays valid: only this thread closes it.
         drop(socket);
-        let Some(mut buf) = CBuf::uninit(size) else {
-            log!("socket-server error: out of memory reading socket {id}.");
-            return ReadOutcome::Nothing;
-        };
-        let result = os::read(fd, buf.spare());
-        let Some(mut socket) = self.table.lock(id) else {
-            return ReadOutcome::Nothing;
-        };
-        let opaque = socket.opaque;
-        match result {
-            Err(err)
-                if matches!(
-                    err.kind(),
-                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-                ) =>
-            {
-                ReadOutcome::Nothing
-            }
-            Err(err) => {
+        let read = read_once(id, fd, size);
+        match self.table.lock(id) {
+            Some(socket) => self.stream_read_result(socket, read),
+            None => ReadOutcome::Nothing,
+        }
+    }
+
+    /// What a read of a socket, now locked again, comes to.
+    fn stream_read_result(&self, mut socket: Entry<'_, Socket>, read: StreamRead) -> ReadOutcome {
+        let (id, opaque) = (socket.id, socket.opaque);
+        match read {
+            StreamRead::Nothing => ReadOutcome::Nothing,
+            StreamRead::Failed(err) => {
                 ReadOutcome::Ended(Some(Report::error_text(id, opaque, os::error_text(&err))))
             }
-            Ok(0) => {
+            StreamRead::Eof => {
                 match close::on_read_eof(socket.phase, socket.closing, socket.nothing_to_send()) {
                     ReadEof::Ignore => ReadOutcome::Nothing,
                     ReadEof::CloseSilently => {
@@ -683,7 +760,7 @@ impl Server {
                     }
                 }
             }
-            Ok(n) => {
+            StreamRead::Data(buf, n) => {
                 if socket.phase == Phase::HalfClosedRead {
                     return ReadOutcome::Nothing;
                 }
@@ -694,6 +771,32 @@ impl Server {
                     report: Report::data(id, opaque, n, buf),
                     again,
                 }
+            }
+        }
+    }
+
+    /// Where the event list goes after a read.
+    fn after_read(
+        &self,
+        st: &mut PollState,
+        index: usize,
+        event: Readiness,
+        outcome: ReadOutcome,
+    ) -> Option<Report> {
+        match outcome {
+            ReadOutcome::Report { report, again } => {
+                if !again {
+                    self.read_done(st, index, event);
+                }
+                Some(report)
+            }
+            ReadOutcome::Ended(report) => {
+                st.next_event += 1;
+                report
+            }
+            ReadOutcome::Nothing => {
+                self.read_done(st, index, event);
+                None
             }
         }
     }

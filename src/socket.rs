@@ -201,19 +201,23 @@ impl Socket {
         self.stats.count_read(n, now);
     }
 
-    /// Adapts the read size after a read of `n` bytes: double after a full read, halve after
-    /// one under half full (never below MIN_READ). Returns whether the read was full.
+    /// Adapts the read size after a read of `n` bytes; see [`adapt_read_size`].
     pub(crate) fn adapt_read_size(&mut self, n: usize) -> bool {
-        let size = self.read_size;
-        if n == size {
-            self.read_size = (size * 2).min(MAX_READ);
-            true
-        } else {
-            if size > MIN_READ && n * 2 < size {
-                self.read_size = size / 2;
-            }
-            false
+        adapt_read_size(&mut self.read_size, n)
+    }
+}
+
+/// Adapts a read size after a read of `n` bytes: double after a full read, halve after one
+/// under half full (never below MIN_READ). Returns whether the read was full.
+pub(crate) fn adapt_read_size(size: &mut usize, n: usize) -> bool {
+    if n == *size {
+        *size = (*size * 2).min(MAX_READ);
+        true
+    } else {
+        if *size > MIN_READ && n * 2 < *size {
+            *size /= 2;
         }
+        false
     }
 }
 
