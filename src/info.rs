@@ -45,15 +45,15 @@ pub(crate) fn describe(socket: &Socket) -> Option<InfoEntry> {
         }
         _ => return None,
     };
-    let (read, write, rtime, wtime) = socket.stats.snapshot();
+    let (read, rtime) = socket.stats.snapshot();
     Some(InfoEntry {
         id: socket.id,
         kind,
         opaque: socket.opaque,
         read,
-        write,
+        write: socket.written,
         rtime,
-        wtime,
+        wtime: socket.wtime,
         wbuffer: socket.queue.queued(),
         reading: socket.interest.read,
         writing: socket.interest.write,

@@ -42,37 +42,29 @@ pub(crate) enum Phase {
     Bound,
 }
 
-/// Traffic counters, read by socket_info from any thread. Shared (not behind the socket's
-/// lock) so the poll thread can count datagrams it drains without taking that lock.
+/// What a socket has read, for socket_info. Shared (not behind the socket's lock) because the
+/// poll thread reads without that lock; only the poll thread writes it. The write counters
+/// live in the Socket, under its lock: every write holds it, and a line written by the poll
+/// thread and a worker at once would move between their CPUs with every message.
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
     read: AtomicU64,
-    write: AtomicU64,
     rtime: AtomicU64,
-    wtime: AtomicU64,
 }
 
 impl Stats {
+    /// Poll thread only, so a load and a store suffice.
     pub(crate) fn count_read(&self, n: usize, now: u64) {
-        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        let read = self.read.load(Ordering::Relaxed);
+        self.read.store(read + n as u64, Ordering::Relaxed);
         self.rtime.store(now, Ordering::Relaxed);
     }
 
-    pub(crate) fn count_write(&self, n: usize, now: u64) {
-        if n > 0 {
-            self.write.fetch_add(n as u64, Ordering::Relaxed);
-            self.wtime.store(now, Ordering::Relaxed);
-        }
-    }
-
-    /// (read, write, rtime, wtime)
-    pub(crate) fn snapshot(&self) -> (u64, u64, u64, u64) {
-        let load = |v: &AtomicU64| v.load(Ordering::Relaxed);
+    /// (read, rtime)
+    pub(crate) fn snapshot(&self) -> (u64, u64) {
         (
-            load(&self.read),
-            load(&self.write),
-            load(&self.rtime),
-            load(&self.wtime),
+            self.read.load(Ordering::Relaxed),
+            self.rtime.load(Ordering::Relaxed),
         )
     }
 }
@@ -104,6 +96,9 @@ pub(crate) struct Socket {
     pub udp_connecting: u32,
     pub read_size: usize,
     pub stats: Arc<Stats>,
+    /// Bytes written and the time of the last write (socket_info).
+    pub written: u64,
+    pub wtime: u64,
     /// What socket_info names: a connection's peer, a listener's own address.
     pub name_addr: Option<SockAddr>,
 }
@@ -127,6 +122,8 @@ impl Socket {
             udp_connecting: 0,
             read_size: MIN_READ,
             stats: Arc::default(),
+            written: 0,
+            wtime: 0,
             name_addr: None,
         }
     }
@@ -194,7 +191,10 @@ impl Socket {
     }
 
     pub(crate) fn count_write(&mut self, n: usize, now: u64) {
-        self.stats.count_write(n, now);
+        if n > 0 {
+            self.written += n as u64;
+            self.wtime = now;
+        }
     }
 
     pub(crate) fn count_read(&mut self, n: usize, now: u64) {

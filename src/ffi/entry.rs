@@ -216,7 +216,7 @@ unsafe fn send_with(
         return -1;
     };
     // SAFETY: contract of the caller; the payload's ownership moves into `outgoing`.
-    let Some((id, outgoing)) = (unsafe { payload::take(buf, &ss.object_interface(), caller) })
+    let Some((id, outgoing)) = (unsafe { payload::take(buf, || ss.object_interface(), caller) })
     else {
         return -1;
     };
@@ -405,7 +405,7 @@ pub unsafe extern "C" fn socket_server_udp_send(
     };
     // SAFETY: contract above; the payload's ownership moves into `outgoing`.
     let Some((id, outgoing)) =
-        (unsafe { payload::take(buf, &ss.object_interface(), "socket_server_udp_send") })
+        (unsafe { payload::take(buf, || ss.object_interface(), "socket_server_udp_send") })
     else {
         return -1;
     };

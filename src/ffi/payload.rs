@@ -89,7 +89,7 @@ impl Outgoing<'_> {
 /// RAWPOINTER: `sz` readable bytes for the duration of the returned borrow).
 pub(crate) unsafe fn take<'a>(
     buf: *const socket_sendbuffer,
-    soi: &Option<socket_object_interface>,
+    soi: impl FnOnce() -> Option<socket_object_interface>,
     caller: &str,
 ) -> Option<(i32, Outgoing<'a>)> {
     if buf.is_null() {
@@ -118,7 +118,7 @@ pub(crate) unsafe fn take<'a>(
                 buffer: Some(bytes),
                 size: Some(size),
                 free: Some(free),
-            }) = *soi
+            }) = soi()
             else {
                 log!(
                     "socket-server error: {caller}: object buffer without socket_server_userobject."
