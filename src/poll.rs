@@ -102,14 +102,7 @@ fn read_once(id: i32, fd: RawFd, size: usize) -> StreamRead {
     match os::read(fd, buf.spare()) {
         Ok(0) => StreamRead::Eof,
         Ok(n) => StreamRead::Data(buf, n),
-        Err(err)
-            if matches!(
-                err.kind(),
-                io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-            ) =>
-        {
-            StreamRead::Nothing
-        }
+        Err(err) if os::try_again(&err) => StreamRead::Nothing,
         Err(err) => StreamRead::Failed(err),
     }
 }
@@ -817,12 +810,7 @@ impl Server {
         let received = os::recv_from(cursor.fd, &mut st.datagram);
         let (n, from) = match received {
             Ok(received) => received,
-            Err(err)
-                if matches!(
-                    err.kind(),
-                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-                ) =>
-            {
+            Err(err) if os::try_again(&err) => {
                 self.read_done(st, index, event);
                 return None;
             }
@@ -929,14 +917,7 @@ fn send_datagram(
     };
     match os::send_to(fd, bytes, &to.to_sockaddr()) {
         Ok(n) => DatagramSent::Sent(n),
-        Err(err)
-            if matches!(
-                err.kind(),
-                io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-            ) =>
-        {
-            DatagramSent::Blocked
-        }
+        Err(err) if os::try_again(&err) => DatagramSent::Blocked,
         Err(err) => {
             log!(
                 "socket-server : udp ({id}) sendto error {}.",

@@ -45,6 +45,15 @@ pub(crate) fn strerror(errno: i32) -> String {
 }
 
 /// The strerror text of an `io::Error`.
+/// Whether a call on a non-blocking fd failed only for now (it would block, or a signal
+/// interrupted it): the fd's next readiness retries it.
+pub(crate) fn try_again(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+    )
+}
+
 pub(crate) fn error_text(err: &io::Error) -> String {
     match err.raw_os_error() {
         Some(errno) => strerror(errno),
