@@ -311,6 +311,32 @@ pause_stops_data_and_start_resumes_with_transfer(void) {
 	fixture_finish(&f);
 }
 
+/* The poll thread reads a started socket without its lock once it has read it; transfer and
+   pause must still take effect from the next read on. */
+static void
+transfer_and_pause_apply_to_a_socket_already_being_read(void) {
+	struct fixture f;
+	fixture_init(&f);
+	int peer;
+	int id = connected_pair(&f, OWNER, "127.0.0.1", 0, &peer);
+	peer_write_all(peer, "one", 3);
+	EXPECT(&f, SOCKET_DATA, id, OWNER, 3, "one");
+	socket_server_start(f.ss, OWNER2, id);
+	EXPECT(&f, SOCKET_OPEN, id, OWNER2, 0, "transfer");
+	peer_write_all(peer, "two", 3);
+	EXPECT(&f, SOCKET_DATA, id, OWNER2, 3, "two");
+	socket_server_pause(f.ss, OWNER2, id);
+	fixture_sync(&f);
+	peer_write_all(peer, "three", 5);
+	EXPECT_NO_EVENT(&f, id, quiet(250));
+	socket_server_start(f.ss, OWNER3, id);
+	EXPECT(&f, SOCKET_OPEN, id, OWNER3, 0, "transfer");
+	EXPECT(&f, SOCKET_DATA, id, OWNER3, 5, "three");
+	close(peer);
+	EXPECT(&f, SOCKET_CLOSE, id, OWNER3, 0, NULL);
+	fixture_finish(&f);
+}
+
 static void
 start_on_connected_socket_transfers_every_time(void) {
 	struct fixture f;
@@ -555,6 +581,7 @@ main(void) {
 		TEST(connected_and_accepted_sockets_have_keepalive_and_nodelay_sets_tcp_nodelay),
 		TEST(connect_refused_reports_err_connection_refused),
 		TEST(pause_stops_data_and_start_resumes_with_transfer),
+		TEST(transfer_and_pause_apply_to_a_socket_already_being_read),
 		TEST(start_on_connected_socket_transfers_every_time),
 		TEST(read_buffer_grows_from_64_and_adapts),
 		TEST(commands_from_four_threads_all_take_effect),
