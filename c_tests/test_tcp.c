@@ -291,21 +291,29 @@ connect_refused_reports_err_connection_refused(void) {
 	fixture_finish(&f);
 }
 
+/* Pauses `id`, writes `text` from the peer and checks nothing is read, then starts the
+   socket for `to`, which gets the transfer OPEN and the text. */
+static void
+pause_then_transfer(struct fixture *f, int id, int peer, uintptr_t from, uintptr_t to, const char *text) {
+	size_t len = strlen(text);
+	socket_server_pause(f->ss, from, id);
+	/* commands of one thread apply in order: once a later command has been processed, the
+	   pause has been too */
+	fixture_sync(f);
+	peer_write_all(peer, text, len);
+	EXPECT_NO_EVENT(f, id, quiet(250));
+	socket_server_start(f->ss, to, id);
+	EXPECT(f, SOCKET_OPEN, id, to, 0, "transfer");
+	EXPECT(f, SOCKET_DATA, id, to, (int)len, text);
+}
+
 static void
 pause_stops_data_and_start_resumes_with_transfer(void) {
 	struct fixture f;
 	fixture_init(&f);
 	int peer;
 	int id = connected_pair(&f, OWNER, "127.0.0.1", 0, &peer);
-	socket_server_pause(f.ss, OWNER, id);
-	/* commands of one thread apply in order: once a later command has been processed, the
-	   pause has been too */
-	fixture_sync(&f);
-	peer_write_all(peer, "abc", 3);
-	EXPECT_NO_EVENT(&f, id, quiet(250));
-	socket_server_start(f.ss, OWNER2, id);
-	EXPECT(&f, SOCKET_OPEN, id, OWNER2, 0, "transfer");
-	EXPECT(&f, SOCKET_DATA, id, OWNER2, 3, "abc");
+	pause_then_transfer(&f, id, peer, OWNER, OWNER2, "abc");
 	close(peer);
 	EXPECT(&f, SOCKET_CLOSE, id, OWNER2, 0, NULL);
 	fixture_finish(&f);
@@ -325,13 +333,7 @@ transfer_and_pause_apply_to_a_socket_already_being_read(void) {
 	EXPECT(&f, SOCKET_OPEN, id, OWNER2, 0, "transfer");
 	peer_write_all(peer, "two", 3);
 	EXPECT(&f, SOCKET_DATA, id, OWNER2, 3, "two");
-	socket_server_pause(f.ss, OWNER2, id);
-	fixture_sync(&f);
-	peer_write_all(peer, "three", 5);
-	EXPECT_NO_EVENT(&f, id, quiet(250));
-	socket_server_start(f.ss, OWNER3, id);
-	EXPECT(&f, SOCKET_OPEN, id, OWNER3, 0, "transfer");
-	EXPECT(&f, SOCKET_DATA, id, OWNER3, 5, "three");
+	pause_then_transfer(&f, id, peer, OWNER2, OWNER3, "three");
 	close(peer);
 	EXPECT(&f, SOCKET_CLOSE, id, OWNER3, 0, NULL);
 	fixture_finish(&f);
