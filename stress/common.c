@@ -33,29 +33,48 @@ pid_t stress_kill_on_fail = 0;
 
 static atomic_int failing;
 
+/* "<role>: <tag><message>" on stderr. */
+static void emit(const char *tag, const char *fmt, va_list ap) {
+	char msg[2048];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	fprintf(stderr, "%s: %s%s\n", stress_role, tag, msg);
+}
+
 void stress_fail(const char *fmt, ...) {
 	if (atomic_exchange(&failing, 1)) {
 		/* Another thread is already reporting: let it finish. */
 		for (;;) pause();
 	}
-	char msg[2048];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	emit("FAIL ", fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "%s: FAIL %s\n", stress_role, msg);
 	fflush(stderr);
 	if (stress_kill_on_fail > 0) kill(stress_kill_on_fail, SIGKILL);
 	_exit(1);
 }
 
 void stress_log(const char *fmt, ...) {
-	char msg[2048];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	emit("", fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "%s: %s\n", stress_role, msg);
+}
+
+uint8_t *scratch_get(struct scratch *s, size_t n) {
+	if (s->cap < n) {
+		free(s->p);
+		s->p = malloc(n);
+		FAIL_IF(!s->p, "malloc");
+		s->cap = n;
+	}
+	return s->p;
+}
+
+void scratch_free(struct scratch *s) {
+	free(s->p);
+	s->p = NULL;
+	s->cap = 0;
 }
 
 int64_t now_ms(void) {

@@ -102,18 +102,7 @@ static void stall_dump(uint16_t port) {
 	if (ctl_send(ctl_fd, "STALL %u", port) == 0) ctl_recv(ctl_fd, line, sizeof line, 30000);
 }
 
-static __thread uint8_t *tbuf;
-static __thread size_t tbuf_cap;
-
-static uint8_t *thread_buf(size_t n) {
-	if (tbuf_cap < n) {
-		free(tbuf);
-		tbuf = malloc(n);
-		FAIL_IF(!tbuf, "malloc");
-		tbuf_cap = n;
-	}
-	return tbuf;
-}
+static __thread struct scratch tbuf;
 
 /* ---------------------------------------------------------------- the expected stream */
 
@@ -215,7 +204,7 @@ static void on_echo(struct cconn *c, const uint8_t *p, size_t n) {
 			continue;
 		}
 		size_t k = c->ep_left < n ? c->ep_left : n;
-		uint8_t *want = thread_buf(k);
+		uint8_t *want = scratch_get(&tbuf, k);
 		expected_bytes(c, c->ep_off, want, k);
 		if (memcmp(want, p, k) != 0) {
 			size_t i = 0;
@@ -321,7 +310,7 @@ static void pump_write(struct lthread *t, struct cconn *c, int ep, int winding) 
 		if (n > room) n = room;
 		if (n > chunk) n = chunk;
 		if (c->reset_at > c->sent && n > c->reset_at - c->sent) n = c->reset_at - c->sent;
-		uint8_t *buf = thread_buf(n);
+		uint8_t *buf = scratch_get(&tbuf, n);
 		expected_bytes(c, c->sent, buf, n);
 		ssize_t w = send(c->fd, buf, n, MSG_NOSIGNAL);
 		if (w < 0) {
@@ -506,9 +495,7 @@ static void *lthread_main(void *arg) {
 	}
 	free(conns);
 	close(ep);
-	free(tbuf);
-	tbuf = NULL;
-	tbuf_cap = 0;
+	scratch_free(&tbuf);
 	return NULL;
 }
 

@@ -345,18 +345,7 @@ static void conn_drop_backlog(struct sconn *c) {
 }
 
 /* A worker's RAWPOINTER buffer (freed when the worker ends). */
-static __thread uint8_t *raw;
-static __thread size_t raw_cap;
-
-static uint8_t *raw_buf(size_t n) {
-	if (raw_cap < n) {
-		free(raw);
-		raw = malloc(n);
-		FAIL_IF(!raw, "malloc");
-		raw_cap = n;
-	}
-	return raw;
-}
+static __thread struct scratch raw;
 
 /* Copies n backlog bytes to dst, releasing the DATA buffers it empties. */
 static void gather(struct sconn *c, uint8_t *dst, size_t n) {
@@ -434,7 +423,7 @@ static void echo_frame(struct sconn *c, size_t n) {
 		parse_inbound(c, m + EFRAME_HDR, n, c->in_off);
 		send_buffer(c->id, SOCKET_BUFFER_MEMORY, m, EFRAME_HDR + n, low);
 	} else {
-		uint8_t *r = raw_buf(EFRAME_HDR + n);
+		uint8_t *r = scratch_get(&raw, EFRAME_HDR + n);
 		memcpy(r, h, EFRAME_HDR);
 		gather(c, r + EFRAME_HDR, n);
 		parse_inbound(c, r + EFRAME_HDR, n, c->in_off);
@@ -899,7 +888,7 @@ static void *worker_main(void *arg) {
 		struct service *s = gq_head;
 		if (!s) {
 			pthread_mutex_unlock(&gq_mu);
-			free(raw);
+			scratch_free(&raw);
 			return NULL;
 		}
 		gq_head = s->gnext;

@@ -26,6 +26,15 @@ extern const char *stress_role;
 
 #define FAIL_IF(cond, ...) do { if (__builtin_expect(!!(cond), 0)) stress_fail(__VA_ARGS__); } while (0)
 
+/* A scratch buffer that grows to the largest size asked of it; one per thread. */
+struct scratch {
+	uint8_t *p;
+	size_t cap;
+};
+/* At least `n` bytes of `s` (its old contents are not kept). */
+uint8_t *scratch_get(struct scratch *s, size_t n);
+void scratch_free(struct scratch *s);
+
 int64_t now_ms(void);
 
 /* ---------------------------------------------------------------- PRNG */
