@@ -168,7 +168,9 @@ peer_fin_reports_close_and_later_writes_still_arrive(void) {
 
 static int
 is_reset_text(const char *s) {
-	return s && (strcmp(s, strerror(ECONNRESET)) == 0 || strcmp(s, strerror(EPIPE)) == 0);
+	/* ENOTCONN: the write saw the reset first, and shutting the write side failed */
+	return s && (strcmp(s, strerror(ECONNRESET)) == 0 || strcmp(s, strerror(EPIPE)) == 0 ||
+		strcmp(s, strerror(ENOTCONN)) == 0);
 }
 
 static void
@@ -197,6 +199,28 @@ peer_rst_during_queued_write_reports_one_err_then_one_close(void) {
 	CHECK_INT(counts[SOCKET_ERR], 0);
 	CHECK_INT(counts[SOCKET_DATA], 0);
 	CHECK(info_wait(f.ss, id, 0, T_EVENT));
+	fixture_finish(&f);
+}
+
+static void
+peer_rst_on_a_paused_socket_with_queued_data_reports_the_shutdowns_error(void) {
+	struct fixture f;
+	fixture_init(&f);
+	int peer;
+	int id = connected_pair(&f, OWNER, "127.0.0.1", 4096, &peer);
+	socket_server_pause(f.ss, OWNER, id);
+	size_t off = 0;
+	CHECK_INT(send_pattern(f.ss, id, 4 * MiB, 65536, 17, &off), 0);
+	struct ev *w = take_event_type(&f, id, SOCKET_WARNING, T_EVENT);
+	CHECK(w != NULL);
+	peer_rst_close(peer);
+	/* Paused, so no read sees the reset: the write does, and the write side is shut. That
+	   shutdown fails on a reset connection, and upstream reports its error, not the write's. */
+	EXPECT_AFTER_WARNINGS(&f, SOCKET_ERR, id, OWNER, 0, strerror(ENOTCONN));
+	EXPECT_AFTER_WARNINGS(&f, SOCKET_CLOSE, id, OWNER, 0, NULL);
+	EXPECT_NO_EVENT(&f, id, quiet(100));
+	socket_server_close(f.ss, OWNER, id);
+	EXPECT_NO_EVENT(&f, id, quiet(100));
 	fixture_finish(&f);
 }
 
@@ -305,6 +329,31 @@ bind_socketpair_reads_and_writes(void) {
 }
 
 static void
+bind_pipe_read_end_keeps_sends_queued_and_the_fd_open(void) {
+	struct fixture f;
+	fixture_init(&f);
+	int p[2];
+	CHECK(pipe(p) == 0);
+	int id = socket_server_bind(f.ss, OWNER, p[0]);
+	EXPECT(&f, SOCKET_OPEN, id, OWNER, 0, "binding");
+	/* A read end never becomes writable: the data waits, nothing fails, and the descriptor,
+	   which is the caller's, stays open through the server's release. */
+	CHECK_INT(send_str(f.ss, id, "abc"), 0);
+	CHECK_INT(send_mem_low(f.ss, id, "de", 2), 0);
+	EXPECT_NO_EVENT(&f, id, quiet(150));
+	struct socket_info si;
+	if (CHECK(info_find(f.ss, id, &si))) {
+		CHECK_INT(si.type, SOCKET_INFO_BIND);
+		CHECK_INT(si.wbuffer, 5);
+	}
+	CHECK(fcntl(p[0], F_GETFD) != -1);
+	fixture_finish(&f);
+	CHECK(fcntl(p[0], F_GETFD) != -1);
+	close(p[0]);
+	close(p[1]);
+}
+
+static void
 bind_dev_null_reports_socket_number_limit(void) {
 	struct fixture f;
 	fixture_init(&f);
@@ -331,11 +380,13 @@ main(void) {
 		TEST(shutdown_drops_queued_data_and_reports_one_close),
 		TEST(peer_fin_reports_close_and_later_writes_still_arrive),
 		TEST(peer_rst_during_queued_write_reports_one_err_then_one_close),
+		TEST(peer_rst_on_a_paused_socket_with_queued_data_reports_the_shutdowns_error),
 		TEST(reset_before_start_reports_err_then_close_to_listener_owner),
 		TEST(start_after_peer_eof_reports_socket_closed),
 		TEST(bind_pipe_reads_data_and_reports_hangup_as_close),
 		TEST(bind_plain_close_keeps_the_fd_open),
 		TEST(bind_socketpair_reads_and_writes),
+		TEST(bind_pipe_read_end_keeps_sends_queued_and_the_fd_open),
 		TEST(bind_dev_null_reports_socket_number_limit),
 	};
 	return run_tests(tests, sizeof(tests) / sizeof(tests[0]));

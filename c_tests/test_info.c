@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "harness.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,6 +222,40 @@ bound_fd_is_listed_as_bind_with_empty_name(void) {
 	close(p[1]);
 }
 
+static void
+bound_tcp_descriptor_is_named_after_its_peer_once_eof_was_read(void) {
+	struct fixture f;
+	fixture_init(&f);
+	int port;
+	int lfd = peer_listen("127.0.0.1", &port, 0);
+	int c = peer_connect("127.0.0.1", port, 0);
+	int s = peer_accept(lfd, T_EVENT);
+	CHECK(c >= 0 && s >= 0);
+	int id = socket_server_bind(f.ss, OWNER, s);
+	EXPECT(&f, SOCKET_OPEN, id, OWNER, 0, "binding");
+	struct socket_info si;
+	if (CHECK(info_find(f.ss, id, &si))) {
+		CHECK_INT(si.type, SOCKET_INFO_BIND);
+		CHECK_STR(si.name, "");
+	}
+	/* once its peer's EOF moved it on, it is listed as any half-closed connection */
+	shutdown(c, SHUT_WR);
+	EXPECT(&f, SOCKET_CLOSE, id, OWNER, 0, NULL);
+	char name[64];
+	snprintf(name, sizeof(name), "127.0.0.1:%d", sock_port(c));
+	if (CHECK(info_find(f.ss, id, &si))) {
+		CHECK_INT(si.type, SOCKET_INFO_CLOSING);
+		CHECK_STR(si.name, name);
+	}
+	socket_server_close(f.ss, OWNER, id);
+	CHECK(info_wait(f.ss, id, 0, T_EVENT));
+	fixture_finish(&f);
+	/* the library closed it: its state had moved on from "bound" (SPEC 4) */
+	CHECK(fcntl(s, F_GETFD) == -1);
+	close(c);
+	close(lfd);
+}
+
 /* ---- info from another thread while sockets come and go */
 
 struct info_reader {
@@ -300,6 +335,7 @@ main(void) {
 		TEST(paused_and_congested_flags_and_wbuffer),
 		TEST(half_closed_socket_is_listed_as_closing),
 		TEST(bound_fd_is_listed_as_bind_with_empty_name),
+		TEST(bound_tcp_descriptor_is_named_after_its_peer_once_eof_was_read),
 		TEST(info_is_safe_while_sockets_come_and_go),
 	};
 	return run_tests(tests, sizeof(tests) / sizeof(tests[0]));

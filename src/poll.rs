@@ -231,10 +231,10 @@ impl Server {
     /// Stops reading for good: the peer's FIN arrived (`peer_done`), or the owner closed with
     /// data queued, in which case the read side is shut too.
     fn close_read(&self, socket: &mut Socket, peer_done: bool) {
-        socket.phase = Phase::HalfClosedRead;
+        socket.enter_half_closed(Phase::HalfClosedRead);
         let _ = self.set_reading(socket, false);
         if !peer_done {
-            os::shutdown(socket.fd, libc::SHUT_RD);
+            let _ = os::shutdown(socket.fd, libc::SHUT_RD);
         }
     }
 
@@ -478,7 +478,9 @@ impl Server {
         match socket.transport {
             Transport::Tcp => {
                 socket.queue.push_stream(priority, buf);
-                if was_empty && socket.writable_now() {
+                // A bound descriptor may never be writable (a pipe's read end): it waits for
+                // epoll to say it is, as upstream does, instead of failing a write now.
+                if was_empty && socket.writable_now() && socket.phase != Phase::Bound {
                     match self.flush_queue(&mut socket) {
                         AfterFlush::Keep(Some(report)) => return Some(report),
                         AfterFlush::Keep(None) => {}
@@ -888,8 +890,10 @@ impl Server {
                 WriteError::CloseSilently => AfterFlush::CloseSilently,
                 WriteError::AlreadyReported => AfterFlush::Keep(None),
                 WriteError::ShutWriteAndReport => {
-                    socket.phase = Phase::HalfClosedWrite;
-                    os::shutdown(fd, libc::SHUT_WR);
+                    socket.enter_half_closed(Phase::HalfClosedWrite);
+                    // Upstream reports the errno left after it shuts the write side: on a
+                    // reset connection that shutdown fails too, and its error is the text.
+                    let err = os::shutdown(fd, libc::SHUT_WR).err().unwrap_or(err);
                     socket.queue.clear();
                     let _ = self.set_writing(socket, false);
                     AfterFlush::Keep(Some(Report::error_text(

@@ -6,7 +6,7 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::os::{Interest, SockAddr};
+use crate::os::{self, Interest, SockAddr};
 use crate::udp_address::{UdpAddress, UdpFamily};
 use crate::write_queue::WriteQueue;
 
@@ -176,6 +176,16 @@ impl Socket {
                     | Phase::HalfClosedRead
                     | Phase::Bound
             )
+    }
+
+    /// Moves the socket into a half-closed phase. A bound descriptor is listed as any
+    /// connection from then on (upstream names it by its peer once it is no longer "bound"),
+    /// so its peer's address is taken now, while the kernel still knows it.
+    pub(crate) fn enter_half_closed(&mut self, phase: Phase) {
+        if self.phase == Phase::Bound && self.name_addr.is_none() {
+            self.name_addr = os::peer_addr(self.fd);
+        }
+        self.phase = phase;
     }
 
     /// Whether the fd can be written now (not still connecting).

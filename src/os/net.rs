@@ -216,8 +216,8 @@ pub(crate) fn recv_from(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<
     Ok((n as usize, SockAddr::from_storage(&storage, len)))
 }
 
-pub(crate) fn shutdown(fd: RawFd, how: libc::c_int) {
-    let _ = syscall!(shutdown(fd, how));
+pub(crate) fn shutdown(fd: RawFd, how: libc::c_int) -> io::Result<()> {
+    syscall!(shutdown(fd, how)).map(drop)
 }
 
 /// The pending error of a socket (SO_ERROR), 0 when none.
@@ -236,15 +236,32 @@ pub(crate) fn take_socket_error(fd: RawFd) -> io::Result<i32> {
 
 /// The address a socket is bound to (getsockname).
 pub(crate) fn local_addr(fd: RawFd) -> Option<SockAddr> {
+    socket_name(fd, libc::getsockname)
+}
+
+/// The address of a connected socket's peer (getpeername); `None` for anything else,
+/// including sockets that are not IP (a socketpair, a pipe).
+pub(crate) fn peer_addr(fd: RawFd) -> Option<SockAddr> {
+    socket_name(fd, libc::getpeername)
+}
+
+type NameCall =
+    unsafe extern "C" fn(libc::c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> libc::c_int;
+
+fn socket_name(fd: RawFd, call: NameCall) -> Option<SockAddr> {
     // SAFETY: sockaddr_storage is plain data; all-zero is valid.
     let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
     let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    syscall!(getsockname(
-        fd,
-        (&mut storage as *mut libc::sockaddr_storage).cast(),
-        &mut len
-    ))
-    .ok()?;
+    // SAFETY: `call` is getsockname or getpeername, which write at most `len` bytes into
+    // the storage and update `len`; a bad fd is an error, not undefined behaviour.
+    let rc = unsafe {
+        call(
+            fd,
+            (&mut storage as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(())?;
     SockAddr::from_storage(&storage, len)
 }
 
