@@ -6,6 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::close::{self, OwnerClose, ReadEof, WriteError};
 use crate::command::Command;
@@ -24,6 +25,8 @@ use crate::write_queue::{DatagramSent, FlushEnd, Priority};
 pub(crate) const WAKE_TOKEN: u64 = u64::MAX;
 const MAX_EVENTS: usize = 64;
 const MAX_DATAGRAM: usize = 65535;
+/// How often a listener suspended at the descriptor limit checks whether one freed up.
+const RETRY_SPARE_FD: Duration = Duration::from_millis(100);
 
 fn token(id: i32) -> u64 {
     id as u64
@@ -42,6 +45,9 @@ pub(crate) struct PollState {
     readers: HashMap<i32, StreamReader>,
     /// Given up to shed a connection when accept hits the descriptor limit.
     spare_fd: Option<OwnedFd>,
+    /// Listeners that stopped accepting because accept hit the descriptor limit with no
+    /// spare to shed the connection with; they resume once the spare is taken back.
+    suspended_listeners: Vec<i32>,
 }
 
 /// What draining a UDP socket needs, kept across the datagrams of one event so that each
@@ -118,6 +124,7 @@ impl PollState {
             cursor: None,
             readers: HashMap::new(),
             spare_fd: os::spare_fd(),
+            suspended_listeners: Vec::new(),
         }
     }
 }
@@ -163,6 +170,10 @@ impl Server {
                 st.cursor = None;
                 if let Some(id) = command.id() {
                     st.readers.remove(&id);
+                    // The owner decides about reading from now on.
+                    if matches!(command, Command::Pause { .. } | Command::Start { .. }) {
+                        st.suspended_listeners.retain(|&listener| listener != id);
+                    }
                 }
                 if let Some(report) = self.apply(command) {
                     return report;
@@ -186,13 +197,37 @@ impl Server {
         if !self.commands.about_to_sleep() {
             return;
         }
-        let result = self.epoll.wait(&mut st.raw_events, &mut st.events);
+        // A suspended listener waits for a descriptor to free up, which no event announces.
+        let timeout = (!st.suspended_listeners.is_empty()).then_some(RETRY_SPARE_FD);
+        let result = self.epoll.wait(&mut st.raw_events, &mut st.events, timeout);
         self.commands.woke_up();
+        if !st.suspended_listeners.is_empty() {
+            self.resume_listeners(st);
+        }
         *waited = true;
         if let Err(err) = result
             && err.kind() != io::ErrorKind::Interrupted
         {
             log!("socket-server error: {}", os::error_text(&err));
+        }
+    }
+
+    /// Takes the spare descriptor back if one is free now, and lets the listeners it was
+    /// missing for accept again.
+    fn resume_listeners(&self, st: &mut PollState) {
+        if st.spare_fd.is_none() {
+            st.spare_fd = os::spare_fd();
+        }
+        if st.spare_fd.is_none() {
+            return;
+        }
+        for id in std::mem::take(&mut st.suspended_listeners) {
+            st.readers.remove(&id);
+            if let Some(mut listener) = self.table.lock(id)
+                && listener.phase == Phase::Listening
+            {
+                let _ = self.set_reading(&mut listener, true);
+            }
         }
     }
 
@@ -667,12 +702,20 @@ impl Server {
             Ok(accepted) => accepted,
             Err(err) if matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
                 st.next_event += 1;
-                // Free the spare descriptor to accept and drop the connection, so the client
-                // is not left waiting, then take the spare back.
+                if st.spare_fd.is_none() {
+                    st.spare_fd = os::spare_fd();
+                }
                 if let Some(spare) = st.spare_fd.take() {
+                    // Free the spare descriptor to accept and drop the connection, so the
+                    // client is not left waiting, then take the spare back.
                     drop(spare);
                     drop(os::accept(listener.fd));
                     st.spare_fd = os::spare_fd();
+                } else {
+                    // Nothing to shed it with: the connection stays pending, and accepting
+                    // again would fail again at once. Stop until a descriptor frees up.
+                    let _ = self.set_reading(&mut listener, false);
+                    st.suspended_listeners.push(listener_id);
                 }
                 return Some(Report::error_text(
                     listener_id,

@@ -8,6 +8,22 @@ pub(crate) enum SendBuffer {
     Copied(Vec<u8>),
 }
 
+/// The process could not allocate a copy of bytes the caller keeps (a RAWPOINTER send whose
+/// size it cannot hold). The send is refused instead of aborting the host.
+#[derive(Debug)]
+pub(crate) struct CopyFailed {
+    pub(crate) len: usize,
+}
+
+/// A copy of `bytes`, or `CopyFailed` when the allocation fails.
+pub(crate) fn copy_of(bytes: &[u8]) -> Result<Vec<u8>, CopyFailed> {
+    let mut copy = Vec::new();
+    copy.try_reserve_exact(bytes.len())
+        .map_err(|_| CopyFailed { len: bytes.len() })?;
+    copy.extend_from_slice(bytes);
+    Ok(copy)
+}
+
 impl SendBuffer {
     pub(crate) fn bytes(&self) -> &[u8] {
         match self {
@@ -18,16 +34,18 @@ impl SendBuffer {
 
     /// Keeps what is left of `outgoing` after `written` bytes went out: a foreign buffer is
     /// kept whole (with the offset returned), borrowed bytes are copied from `written` on.
-    pub(crate) fn keep_rest(outgoing: Outgoing<'_>, written: usize) -> (SendBuffer, usize) {
+    pub(crate) fn keep_rest(
+        outgoing: Outgoing<'_>,
+        written: usize,
+    ) -> Result<(SendBuffer, usize), CopyFailed> {
         match outgoing {
-            Outgoing::Owned(buffer) => (SendBuffer::Foreign(buffer), written),
-            Outgoing::Borrowed(bytes) => (SendBuffer::Copied(bytes[written..].to_vec()), 0),
+            Outgoing::Owned(buffer) => Ok((SendBuffer::Foreign(buffer), written)),
+            Outgoing::Borrowed(bytes) => Ok((SendBuffer::Copied(copy_of(&bytes[written..])?), 0)),
         }
     }
-}
 
-impl From<Outgoing<'_>> for SendBuffer {
-    fn from(outgoing: Outgoing<'_>) -> Self {
-        SendBuffer::keep_rest(outgoing, 0).0
+    /// Keeps the whole of `outgoing`.
+    pub(crate) fn keep(outgoing: Outgoing<'_>) -> Result<SendBuffer, CopyFailed> {
+        SendBuffer::keep_rest(outgoing, 0).map(|(buf, _)| buf)
     }
 }

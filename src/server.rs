@@ -5,7 +5,7 @@
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -15,7 +15,7 @@ use crate::ffi::payload::Outgoing;
 use crate::info::{self, InfoEntry};
 use crate::os::{self, Epoll, EventFd};
 use crate::poll::{PollState, WAKE_TOKEN};
-use crate::send_buffer::SendBuffer;
+use crate::send_buffer::{CopyFailed, SendBuffer};
 use crate::slots::{Entry, SlotTable};
 use crate::socket::{Socket, Transport};
 use crate::udp_address::{UdpAddress, UdpFamily};
@@ -27,6 +27,10 @@ pub(crate) struct Server {
     pub(crate) commands: CommandQueue,
     pub(crate) epoll: Epoll,
     time: AtomicU64,
+    /// Set by `socket_server_exit`: the poll thread is about to stop for good, so sends are
+    /// refused instead of being held until release.
+    exiting: AtomicBool,
+    exit_refusal_logged: AtomicBool,
     pub(crate) poll_state: Mutex<PollState>,
 }
 
@@ -40,6 +44,8 @@ impl Server {
             commands: CommandQueue::new(wake),
             epoll,
             time: AtomicU64::new(time),
+            exiting: AtomicBool::new(false),
+            exit_refusal_logged: AtomicBool::new(false),
             poll_state: Mutex::new(PollState::new()),
         })
     }
@@ -58,7 +64,19 @@ impl Server {
     }
 
     pub(crate) fn exit(&self) {
+        self.exiting.store(true, Ordering::Release);
         self.commands.push(Command::Exit);
+    }
+
+    /// Whether sends are refused because exit was asked for (logged the first time).
+    fn refuse_after_exit(&self) -> bool {
+        if !self.exiting.load(Ordering::Acquire) {
+            return false;
+        }
+        if !self.exit_refusal_logged.swap(true, Ordering::Relaxed) {
+            log!("socket-server error: send after socket_server_exit refused.");
+        }
+        true
     }
 
     pub(crate) fn listen(
@@ -134,6 +152,9 @@ impl Server {
         outgoing: Outgoing<'_>,
         priority: Priority,
     ) -> Result<(), ()> {
+        if self.refuse_after_exit() {
+            return Err(());
+        }
         let Some(socket) = self.table.lock(id) else {
             return Err(());
         };
@@ -148,10 +169,10 @@ impl Server {
             return self.write_directly(socket, outgoing, None);
         }
         if socket.can_append_directly() {
-            self.append_directly(socket, outgoing, priority);
-            return Ok(());
+            return self.append_directly(socket, outgoing, priority);
         }
-        self.queue_send(socket, SendBuffer::from(outgoing), priority, None);
+        let buf = SendBuffer::keep(outgoing).map_err(|e| refuse_copy(id, e))?;
+        self.queue_send(socket, buf, priority, None);
         Ok(())
     }
 
@@ -163,12 +184,15 @@ impl Server {
         mut socket: Entry<'_, Socket>,
         outgoing: Outgoing<'_>,
         priority: Priority,
-    ) {
+    ) -> Result<(), ()> {
         match outgoing {
             Outgoing::Owned(buffer) => socket
                 .queue
                 .push_stream(priority, SendBuffer::Foreign(buffer)),
-            Outgoing::Borrowed(bytes) => socket.queue.push_copy(priority, bytes),
+            Outgoing::Borrowed(bytes) => socket
+                .queue
+                .push_copy(priority, bytes)
+                .map_err(|e| refuse_copy(socket.id, e))?,
         }
         if let Some(warning) = socket.queue.check_warning() {
             // Pushed under the socket's lock, so warnings of one socket reach the poll thread
@@ -178,6 +202,7 @@ impl Server {
                 warning,
             });
         }
+        Ok(())
     }
 
     /// Sends a datagram to `to`. Err for an invalid id or an address of the other family.
@@ -187,6 +212,9 @@ impl Server {
         to: &UdpAddress,
         outgoing: Outgoing<'_>,
     ) -> Result<(), ()> {
+        if self.refuse_after_exit() {
+            return Err(());
+        }
         let Some(socket) = self.table.lock(id) else {
             return Err(());
         };
@@ -196,12 +224,8 @@ impl Server {
         if socket.can_write_directly() {
             return self.write_directly(socket, outgoing, Some(*to));
         }
-        self.queue_send(
-            socket,
-            SendBuffer::from(outgoing),
-            Priority::High,
-            Some(*to),
-        );
+        let buf = SendBuffer::keep(outgoing).map_err(|e| refuse_copy(id, e))?;
+        self.queue_send(socket, buf, Priority::High, Some(*to));
         Ok(())
     }
 
@@ -251,7 +275,13 @@ impl Server {
         if written == len {
             return Ok(());
         }
-        let (rest, offset) = SendBuffer::keep_rest(outgoing, written);
+        let (rest, offset) = SendBuffer::keep_rest(outgoing, written).map_err(|failed| {
+            log!(
+                "socket-server error: send to socket {} refused after {written} of {len} bytes: cannot allocate a copy of the other {}.",
+                socket.id,
+                failed.len
+            );
+        })?;
         socket.queue.push_direct_rest(rest, offset, to);
         let id = socket.id;
         drop(socket);
@@ -344,6 +374,14 @@ impl Server {
     pub(crate) fn for_each_info(&self, visit: impl FnMut(InfoEntry)) {
         self.table.for_each_snapshot(info::describe, visit);
     }
+}
+
+/// Logs a send refused because its bytes could not be copied.
+fn refuse_copy(id: i32, failed: CopyFailed) {
+    log!(
+        "socket-server error: send to socket {id} refused: cannot allocate a copy of {} bytes.",
+        failed.len
+    );
 }
 
 impl Drop for Server {

@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 
-use crate::send_buffer::SendBuffer;
+use crate::send_buffer::{CopyFailed, SendBuffer, copy_of};
 use crate::udp_address::UdpAddress;
 
 /// First WARNING threshold; each WARNING doubles it.
@@ -144,13 +144,15 @@ impl WriteQueue {
     }
 
     /// Appends bytes the caller keeps (RAWPOINTER): copied, merged into a copied tail if any.
-    pub(crate) fn push_copy(&mut self, priority: Priority, bytes: &[u8]) {
+    /// Nothing is queued when the copy cannot be allocated.
+    pub(crate) fn push_copy(&mut self, priority: Priority, bytes: &[u8]) -> Result<(), CopyFailed> {
         if bytes.is_empty() || self.append_to_copied_tail(priority, bytes) {
-            return;
+            return Ok(());
         }
+        let copy = SendBuffer::Copied(copy_of(bytes)?);
         self.queued += bytes.len();
-        self.list_for(priority)
-            .push_back(Pending::new(SendBuffer::Copied(bytes.to_vec()), None));
+        self.list_for(priority).push_back(Pending::new(copy, None));
+        Ok(())
     }
 
     fn append_to_copied_tail(&mut self, priority: Priority, bytes: &[u8]) -> bool {
@@ -459,9 +461,9 @@ mod tests {
     #[test]
     fn borrowed_bytes_join_the_copied_tail_of_their_priority() {
         let mut q = WriteQueue::default();
-        q.push_copy(Priority::High, b"ab");
-        q.push_copy(Priority::Low, b"xy");
-        q.push_copy(Priority::High, b"cd");
+        q.push_copy(Priority::High, b"ab").unwrap();
+        q.push_copy(Priority::Low, b"xy").unwrap();
+        q.push_copy(Priority::High, b"cd").unwrap();
         q.push_stream(Priority::High, SendBuffer::Copied(vec![b'e'; 1000]));
         assert_eq!((q.high.len(), q.low.len(), q.queued()), (1, 1, 1006));
         let mut s = Stream::new(2000);
@@ -475,9 +477,9 @@ mod tests {
         let mut q = WriteQueue::default();
         q.push_direct_rest(copied(b"Arest"), 1, None);
         assert_eq!(q.queued(), 0);
-        q.push_copy(Priority::Low, b"a");
-        q.push_copy(Priority::Low, b"b");
-        q.push_copy(Priority::High, b"h");
+        q.push_copy(Priority::Low, b"a").unwrap();
+        q.push_copy(Priority::Low, b"b").unwrap();
+        q.push_copy(Priority::High, b"h").unwrap();
         let mut s = Stream::new(100);
         let (n, _) = q.flush_stream(|v| s.write(v));
         assert_eq!(n, 7);

@@ -213,6 +213,8 @@ unsafe fn send_with(
 ) -> c_int {
     // SAFETY: contract of the caller.
     let Some(ss) = (unsafe { server_ref(ss, caller) }) else {
+        // SAFETY: contract of the caller.
+        unsafe { release_payload(buf, caller) };
         return -1;
     };
     // SAFETY: contract of the caller; the payload's ownership moves into `outgoing`.
@@ -221,6 +223,16 @@ unsafe fn send_with(
         return -1;
     };
     status(ss.server.send(id, outgoing, priority))
+}
+
+/// Frees the payload of a send that has no server to go to: it passed to the library all the
+/// same. An OBJECT cannot be freed without the server's callbacks (take logs that).
+///
+/// # Safety
+/// As `socket_server_send`'s `buf`.
+unsafe fn release_payload(buf: *mut socket_sendbuffer, caller: &str) {
+    // SAFETY: contract of the caller; the payload is dropped, hence released, at once.
+    drop(unsafe { payload::take(buf, || None, caller) });
 }
 
 fn status(result: Result<(), ()>) -> c_int {
@@ -401,6 +413,8 @@ pub unsafe extern "C" fn socket_server_udp_send(
 ) -> c_int {
     // SAFETY: contract above.
     let Some(ss) = (unsafe { server_ref(ss, "socket_server_udp_send") }) else {
+        // SAFETY: contract above.
+        unsafe { release_payload(buf, "socket_server_udp_send") };
         return -1;
     };
     // SAFETY: contract above; the payload's ownership moves into `outgoing`.

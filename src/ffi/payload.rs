@@ -107,12 +107,31 @@ pub(crate) unsafe fn take<'a>(
         );
         return None;
     }
+    // No slice may be longer than isize::MAX; no real buffer is.
+    let too_large = |len: usize| {
+        let refused = len > isize::MAX as usize;
+        if refused {
+            log!(
+                "socket-server error: {caller} on socket {}: size {len} is too large.",
+                buf.id
+            );
+        }
+        refused
+    };
     let outgoing = match buf.r#type {
-        SOCKET_BUFFER_MEMORY => Outgoing::Owned(ForeignBuffer {
-            ptr: raw.cast(),
-            len: buf.sz,
-            release: Release::Free(raw.cast_mut()),
-        }),
+        SOCKET_BUFFER_MEMORY => {
+            // Owned from here on, so a refusal frees it too.
+            let mut memory = ForeignBuffer {
+                ptr: raw.cast(),
+                len: 0,
+                release: Release::Free(raw.cast_mut()),
+            };
+            if too_large(buf.sz) {
+                return None;
+            }
+            memory.len = buf.sz;
+            Outgoing::Owned(memory)
+        }
         SOCKET_BUFFER_OBJECT => {
             let Some(socket_object_interface {
                 buffer: Some(bytes),
@@ -134,29 +153,32 @@ pub(crate) unsafe fn take<'a>(
             }
             // SAFETY: the registered callbacks accept the caller's objects (contract).
             let (ptr, len) = unsafe { (bytes(raw), size(raw)) };
-            let release = Release::Object {
-                object: raw.cast_mut(),
-                free,
+            // Owned from here on, so a refusal frees it too.
+            let mut object = ForeignBuffer {
+                ptr: ptr.cast(),
+                len: 0,
+                release: Release::Object {
+                    object: raw.cast_mut(),
+                    free,
+                },
             };
             if ptr.is_null() && len > 0 {
-                drop(ForeignBuffer {
-                    ptr: ptr.cast(),
-                    len: 0,
-                    release,
-                });
                 log!(
                     "socket-server error: {caller}: object on socket {} has NULL bytes.",
                     buf.id
                 );
                 return None;
             }
-            Outgoing::Owned(ForeignBuffer {
-                ptr: ptr.cast(),
-                len,
-                release,
-            })
+            if too_large(len) {
+                return None;
+            }
+            object.len = len;
+            Outgoing::Owned(object)
         }
         SOCKET_BUFFER_RAWPOINTER => {
+            if too_large(buf.sz) {
+                return None;
+            }
             let bytes = if buf.sz == 0 {
                 &[][..]
             } else {

@@ -2,6 +2,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::Duration;
 
 use super::syscall;
 
@@ -93,12 +94,15 @@ impl Epoll {
         self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0)
     }
 
-    /// Waits without a time limit; fills `out` (cleared first) with what is ready.
+    /// Waits up to `timeout` (`None`: no limit); fills `out` (cleared first) with what is
+    /// ready, which may be nothing when the time ran out.
     pub(crate) fn wait(
         &self,
         buffer: &mut Vec<libc::epoll_event>,
         out: &mut Vec<Readiness>,
+        timeout: Option<Duration>,
     ) -> io::Result<()> {
+        let timeout_ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
         out.clear();
         let capacity = buffer.capacity().max(1);
         buffer.clear();
@@ -107,7 +111,7 @@ impl Epoll {
             self.fd.as_raw_fd(),
             buffer.as_mut_ptr(),
             capacity as libc::c_int,
-            -1
+            timeout_ms
         ))?;
         // SAFETY: epoll_wait initialised the first `n` entries (n <= capacity).
         unsafe { buffer.set_len(n as usize) };
