@@ -37,7 +37,9 @@ def timed_seconds():
 
 
 def workloads():
-    """(name, server workload, loadgen parameters): full sizes, or the quick ones."""
+    """(name, server workload, loadgen parameters[, server options]): full sizes, or the quick
+    ones. The "-cv" rows run the library servers with mutex + condition variable mailboxes (the
+    floor has none: its run is the same as the plain row's)."""
     secs = timed_seconds()
     q = QUICK
     limit = 10 if q else 60
@@ -52,6 +54,10 @@ def workloads():
         ("flood", "flood", dict(count=300_000 if q else 1_000_000)),
         ("storm", "storm", dict(conns=5_000 if q else 20_000, concurrency=64)),
         ("udp", "udp", dict(count=100_000 if q else 1_000_000, window=128, seconds=2 if q else 10)),
+        ("pingpong-cv", "pingpong", dict(seconds=secs), ["condvar"]),
+        ("echo-256-cv", "echo", dict(conns=256, depth=4, seconds=secs), ["condvar"]),
+        ("udp-cv", "udp", dict(count=100_000 if q else 1_000_000, window=128, seconds=2 if q else 10),
+         ["condvar"]),
         ("idle", "idle", dict(conns=2_000 if q else 10_000, concurrency=256)),
         ("empty", "empty", dict()),
     ], limit
@@ -107,14 +113,15 @@ def kill(proc):
 
 
 def run_one(impl, server_bin, loadgen_bin, pin, wl, limit, logbase, hard_deadline):
-    name, server_workload, params = wl
+    name, server_workload, params = wl[:3]
+    options = wl[3] if len(wl) > 3 and impl != "floor" else []
     wrap = os.environ.get("BENCH_SERVER_WRAP", "").replace("{impl}", impl).replace("{wl}", name).split()
     deadline = min(time.monotonic() + limit * 2 + 5, hard_deadline)
     server = loadgen = None
     slog = open(logbase + ".server.log", "wb")
     llog = open(logbase + ".loadgen.log", "wb")
     try:
-        server = subprocess.Popen(wrap + [server_bin, server_workload], stdin=subprocess.PIPE,
+        server = subprocess.Popen(wrap + [server_bin, server_workload] + options, stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, stderr=slog)
         sout = Lines(server.stdout)
         ready = sout.readline(min(time.monotonic() + 15, deadline))
@@ -220,6 +227,12 @@ ROWS = [
     ("storm conn/s", "storm", rate(), per_op(1e3), "us/conn", True),
     ("udp dgram/s", "udp", rate(), per_op(1e3), "us/dgram", True),
     ("  lost", "udp", field("lost"), None, "", False),
+    ("condvar mailboxes:", None, None, None, "", None),
+    ("pingpong rt/s", "pingpong-cv", rate(), per_op(1e3), "us/rt", True),
+    ("  p99 us", "pingpong-cv", field("p99_us"), None, "", False),
+    ("echo-256 msg/s", "echo-256-cv", rate(), per_op(1e3), "us/msg", True),
+    ("udp dgram/s", "udp-cv", rate(), per_op(1e3), "us/dgram", True),
+    ("  lost", "udp-cv", field("lost"), None, "", False),
     ("idle RSS MB", "idle", field("info_rss_kb", 1 / 1024), None, "", False),
     ("  info ms", "idle", field("info_info_ns", 1e-6), None, "", False),
     ("empty RSS MB", "empty", field("rss_rss_kb", 1 / 1024), None, "", False),
@@ -263,6 +276,10 @@ def print_table(impls, results, names):
     print(header)
     print("-" * len(header))
     for label, wl, value, cpu, unit, _better in ROWS:
+        if wl is None:
+            if any(w.endswith("-cv") for w in names):
+                print(label)
+            continue
         if wl not in names:
             continue
         line = "%-18s" % label
@@ -330,6 +347,8 @@ def main():
     for rnd in range(a.rounds):
         for wl in wls:
             seq = order if rnd % 2 == 0 else list(reversed(order))
+            if len(wl) > 3:
+                seq = [impl for impl in seq if impl != "floor"]
             for impl in seq:
                 tag = "round %d %-9s %-5s" % (rnd + 1, wl[0], impl)
                 if a.budget and time.monotonic() - start > a.budget:

@@ -6,7 +6,12 @@
  * writes otherwise) and free every received buffer; a timer thread calls
  * socket_server_updatetime every 10 ms.
  *
- *   server WORKLOAD
+ *   server WORKLOAD [condvar]
+ *
+ * With "condvar", the mailboxes are guarded by a pthread mutex and an idle worker sleeps on a
+ * condition variable that the pusher signals when the worker is asleep: a common way to write
+ * an embedding, which makes the poll thread and the workers meet on locks and wake each other
+ * far more often than skynet's spinlocked queues do.
  *
  * Prints "ready tcp=PORT udp=PORT" on stdout, then answers one line per command read on stdin
  * (the bench driver relays them from the load generator):
@@ -84,6 +89,9 @@ struct msg {
  * can and the library's share of the time shows.
  */
 struct mailbox {
+	pthread_mutex_t mu; /* condvar mode: guards the ring and `waiting` */
+	pthread_cond_t cv;
+	int waiting;
 	atomic_flag spin;
 	atomic_uint wakes; /* the futex word: bumped by every wake */
 	atomic_int sleeping;
@@ -108,6 +116,7 @@ static struct {
 	struct mailbox box[MAX_WORKERS];
 	pthread_t workers[MAX_WORKERS];
 	pthread_t poller, timer;
+	int condvar; /* mailboxes: mutex + condition variable instead of spinlock + futex */
 	atomic_int stop_workers;
 	atomic_int stop_timer;
 	uint64_t start_ns;
@@ -142,6 +151,9 @@ spin_unlock(atomic_flag *f) {
 
 static void
 mailbox_init(struct mailbox *b) {
+	pthread_mutex_init(&b->mu, NULL);
+	pthread_cond_init(&b->cv, NULL);
+	b->waiting = 0;
 	atomic_flag_clear(&b->spin);
 	atomic_init(&b->wakes, 0);
 	atomic_init(&b->sleeping, 0);
@@ -154,13 +166,38 @@ mailbox_init(struct mailbox *b) {
 
 static void
 mailbox_wake(struct mailbox *b, int all) {
+	if (S.condvar) {
+		pthread_mutex_lock(&b->mu);
+		if (all)
+			pthread_cond_broadcast(&b->cv);
+		else
+			pthread_cond_signal(&b->cv);
+		pthread_mutex_unlock(&b->mu);
+		return;
+	}
 	atomic_fetch_add(&b->wakes, 1);
 	syscall(SYS_futex, &b->wakes, FUTEX_WAKE_PRIVATE, all ? INT_MAX : 1, NULL, NULL, 0);
 }
 
 static void
+ring_lock(struct mailbox *b) {
+	if (S.condvar)
+		pthread_mutex_lock(&b->mu);
+	else
+		spin_lock(&b->spin);
+}
+
+static void
+ring_unlock(struct mailbox *b) {
+	if (S.condvar)
+		pthread_mutex_unlock(&b->mu);
+	else
+		spin_unlock(&b->spin);
+}
+
+static void
 mailbox_push(struct mailbox *b, const struct msg *m) {
-	spin_lock(&b->spin);
+	ring_lock(b);
 	if (b->count == b->cap) {
 		struct msg *ring = malloc(sizeof(struct msg) * b->cap * 2);
 		if (ring == NULL)
@@ -174,6 +211,12 @@ mailbox_push(struct mailbox *b, const struct msg *m) {
 	}
 	b->ring[(b->head + b->count) & (b->cap - 1)] = *m;
 	b->count++;
+	if (S.condvar) {
+		if (b->waiting)
+			pthread_cond_signal(&b->cv);
+		pthread_mutex_unlock(&b->mu);
+		return;
+	}
 	spin_unlock(&b->spin);
 	/* Pairs with the sleeper's store then check: one of the two sees the other. */
 	atomic_thread_fence(memory_order_seq_cst);
@@ -181,22 +224,45 @@ mailbox_push(struct mailbox *b, const struct msg *m) {
 		mailbox_wake(b, 0);
 }
 
+/* Moves up to `max` messages out; the ring's lock is held. */
 static unsigned
-mailbox_take(struct mailbox *b, struct msg *out, unsigned max) {
+ring_take(struct mailbox *b, struct msg *out, unsigned max) {
 	unsigned n = 0;
-	spin_lock(&b->spin);
 	while (n < max && b->count > 0) {
 		out[n++] = b->ring[b->head];
 		b->head = (b->head + 1) & (b->cap - 1);
 		b->count--;
 	}
-	spin_unlock(&b->spin);
+	return n;
+}
+
+static unsigned
+mailbox_take(struct mailbox *b, struct msg *out, unsigned max) {
+	ring_lock(b);
+	unsigned n = ring_take(b, out, max);
+	ring_unlock(b);
+	return n;
+}
+
+/* condvar mode: sleep on the condition variable while the ring is empty. */
+static unsigned
+mailbox_pop_condvar(struct mailbox *b, struct msg *out, unsigned max) {
+	pthread_mutex_lock(&b->mu);
+	unsigned n;
+	while ((n = ring_take(b, out, max)) == 0 && !atomic_load(&S.stop_workers)) {
+		b->waiting = 1;
+		pthread_cond_wait(&b->cv, &b->mu);
+		b->waiting = 0;
+	}
+	pthread_mutex_unlock(&b->mu);
 	return n;
 }
 
 /* Up to `max` messages, or 0 once the workers are told to stop. */
 static unsigned
 mailbox_pop(struct mailbox *b, struct msg *out, unsigned max) {
+	if (S.condvar)
+		return mailbox_pop_condvar(b, out, max);
 	for (;;) {
 		if (atomic_load(&S.stop_workers))
 			return 0;
@@ -572,10 +638,12 @@ cmd_info(void) {
 
 int
 main(int argc, char **argv) {
-	if (argc < 2 || (S.workload = workload_parse(argv[1])) < 0) {
-		fprintf(stderr, "usage: %s pingpong|echo|push|recv|flood|storm|udp|idle|empty\n", argv[0]);
+	if (argc < 2 || (S.workload = workload_parse(argv[1])) < 0 ||
+		(argc > 2 && strcmp(argv[2], "condvar") != 0)) {
+		fprintf(stderr, "usage: %s pingpong|echo|push|recv|flood|storm|udp|idle|empty [condvar]\n", argv[0]);
 		return 2;
 	}
+	S.condvar = argc > 2;
 	raise_nofile();
 	signal(SIGPIPE, SIG_IGN); /* as skynet_main does */
 	const char *w = getenv("BENCH_WORKERS");

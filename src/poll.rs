@@ -39,10 +39,8 @@ pub(crate) struct PollState {
     next_event: usize,
     raw_events: Vec<libc::epoll_event>,
     datagram: Vec<u8>,
-    /// The UDP socket whose event is being drained, if any.
-    cursor: Option<DatagramCursor>,
-    /// Stream sockets this thread can read without their lock, by id.
-    readers: HashMap<i32, StreamReader>,
+    /// Sockets this thread can read without their lock, by id.
+    readers: HashMap<i32, Reader>,
     /// Given up to shed a connection when accept hits the descriptor limit.
     spare_fd: Option<OwnedFd>,
     /// Listeners that stopped accepting because accept hit the descriptor limit with no
@@ -50,23 +48,37 @@ pub(crate) struct PollState {
     suspended_listeners: Vec<i32>,
 }
 
-/// What draining a UDP socket needs, kept across the datagrams of one event so that each
-/// further datagram costs no lock (a worker may hold the socket's lock for a direct send).
-/// Only this thread changes these fields, and only when it applies a command, so the cursor
-/// ends before any command is applied.
-struct DatagramCursor {
-    id: i32,
+/// What reading a socket needs, kept between its events so a read takes no lock: a worker
+/// holds the socket's lock across a direct write or sendto, and the poll thread would
+/// otherwise sleep on it with every read. Only this thread changes these fields, so an entry
+/// stays true until this thread applies a command to the socket or takes its lock for anything
+/// else; both drop the entry first.
+enum Reader {
+    Stream(StreamReader),
+    Datagram(DatagramReader),
+}
+
+struct DatagramReader {
     opaque: usize,
     fd: RawFd,
     family: Option<UdpFamily>,
     stats: Arc<Stats>,
 }
 
-/// What reading a stream socket needs, kept between its events so a read takes no lock: a
-/// worker holds the socket's lock across a direct write, and the poll thread would otherwise
-/// sleep on it with every read. Only this thread changes these fields, so an entry stays true
-/// until this thread applies a command to the socket or takes its lock for anything else; both
-/// drop the entry first.
+impl DatagramReader {
+    /// The reader of a UDP socket that is reading.
+    fn of(socket: &Socket) -> Option<DatagramReader> {
+        (socket.is_udp() && socket.interest.read && socket.phase == Phase::Connected).then(|| {
+            DatagramReader {
+                opaque: socket.opaque,
+                fd: socket.fd,
+                family: socket.udp_family(),
+                stats: Arc::clone(&socket.stats),
+            }
+        })
+    }
+}
+
 struct StreamReader {
     fd: RawFd,
     opaque: usize,
@@ -121,7 +133,6 @@ impl PollState {
             next_event: 0,
             raw_events: Vec::with_capacity(MAX_EVENTS),
             datagram: Vec::new(),
-            cursor: None,
             readers: HashMap::new(),
             spare_fd: os::spare_fd(),
             suspended_listeners: Vec::new(),
@@ -167,7 +178,6 @@ impl Server {
                 self.commands.take_all(&mut st.commands);
             }
             if let Some(command) = st.commands.pop_front() {
-                st.cursor = None;
                 if let Some(id) = command.id() {
                     st.readers.remove(&id);
                     // The owner decides about reading from now on.
@@ -191,7 +201,6 @@ impl Server {
     }
 
     fn wait(&self, st: &mut PollState, waited: &mut bool) {
-        st.cursor = None;
         st.events.clear();
         st.next_event = 0;
         if !self.commands.about_to_sleep() {
@@ -566,13 +575,14 @@ impl Server {
             self.commands.clear_wake();
             return None;
         }
-        if let Some(cursor) = st.cursor.take_if(|c| token(c.id) == event.token) {
-            return self.drain_datagrams(st, index, event, cursor);
-        }
         let id = event.token as i32;
         if event.read
             && let Some(reader) = st.readers.get_mut(&id)
         {
+            let reader = match reader {
+                Reader::Stream(reader) => reader,
+                Reader::Datagram(_) => return self.drain_datagrams(st, index, event, id),
+            };
             let outcome = match read_once(id, reader.fd, reader.read_size) {
                 StreamRead::Data(buf, n) => {
                     reader.stats.count_read(n, self.now());
@@ -599,7 +609,7 @@ impl Server {
             return None;
         };
         // With the lock taken, anything about the socket may change: read with it from now on.
-        if let Some(reader) = st.readers.remove(&id) {
+        if let Some(Reader::Stream(reader)) = st.readers.remove(&id) {
             socket.read_size = reader.read_size;
         }
         match socket.phase {
@@ -616,22 +626,18 @@ impl Server {
             }
             _ => {}
         }
-        if event.read && socket.interest.read && socket.is_udp() {
-            let cursor = DatagramCursor {
-                id: socket.id,
-                opaque: socket.opaque,
-                fd: socket.fd,
-                family: socket.udp_family(),
-                stats: Arc::clone(&socket.stats),
-            };
+        if event.read
+            && let Some(reader) = DatagramReader::of(&socket)
+        {
             drop(socket);
-            return self.drain_datagrams(st, index, event, cursor);
+            st.readers.insert(id, Reader::Datagram(reader));
+            return self.drain_datagrams(st, index, event, id);
         }
         if event.read
             && let Some(reader) = StreamReader::of(&socket)
         {
             drop(socket);
-            st.readers.insert(id, reader);
+            st.readers.insert(id, Reader::Stream(reader));
             return self.handle_event(st);
         }
         if event.read && socket.interest.read {
@@ -839,20 +845,25 @@ impl Server {
         }
     }
 
-    /// Reads one datagram of the socket `cursor` describes; the event stays current while
-    /// datagrams keep coming.
+    /// Reads one datagram of socket `id`, whose reader is in `st.readers`; the event stays
+    /// current while datagrams keep coming.
     fn drain_datagrams(
         &self,
         st: &mut PollState,
         index: usize,
         event: Readiness,
-        cursor: DatagramCursor,
+        id: i32,
     ) -> Option<Report> {
-        let (id, opaque) = (cursor.id, cursor.opaque);
+        let Some(Reader::Datagram(reader)) = st.readers.get(&id) else {
+            debug_assert!(false, "drain_datagrams without a datagram reader");
+            st.next_event += 1;
+            return None;
+        };
+        let opaque = reader.opaque;
         if st.datagram.is_empty() {
             st.datagram = vec![0; MAX_DATAGRAM];
         }
-        let received = os::recv_from(cursor.fd, &mut st.datagram);
+        let received = os::recv_from(reader.fd, &mut st.datagram);
         let (n, from) = match received {
             Ok(received) => received,
             Err(err) if os::try_again(&err) => {
@@ -861,19 +872,19 @@ impl Server {
             }
             Err(err) => {
                 st.next_event += 1;
+                st.readers.remove(&id);
                 if let Some(socket) = self.table.lock(id) {
                     self.force_close(socket);
                 }
                 return Some(Report::error_text(id, opaque, os::error_text(&err)));
             }
         };
-        cursor.stats.count_read(n, self.now());
-        let Some(from) = from.filter(|f| Some(UdpFamily::of(f)) == cursor.family) else {
+        reader.stats.count_read(n, self.now());
+        let Some(from) = from.filter(|f| Some(UdpFamily::of(f)) == reader.family) else {
             // A datagram of the other family is dropped; reading resumes with the next event.
             self.read_done(st, index, event);
             return None;
         };
-        st.cursor = Some(cursor);
         let address = UdpAddress::from_sockaddr(&from);
         let Some(buf) = CBuf::from_slices(&[&st.datagram[..n], address.as_bytes()]) else {
             log!("socket-server error: out of memory reading udp socket {id}.");
