@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use crate::close::{self, OwnerClose, ReadEof, WriteError};
 use crate::command::Command;
-use crate::ffi::log::log;
-use crate::ffi::payload::CBuf;
+use crate::os::heap::CBuf;
+use crate::os::log::log;
 use crate::os::{self, Epoll, Interest, Readiness};
 use crate::report::{Report, ReportData, text};
 use crate::send_buffer::SendBuffer;

@@ -2,7 +2,7 @@
 
 use std::ffi::CStr;
 
-use crate::ffi::payload::CBuf;
+use crate::os::heap::CBuf;
 
 /// Result types, with skynet's numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,7 +1,24 @@
 //! A payload waiting to be written: either one C handed over (freed once, by Drop) or bytes
 //! we copied because the caller keeps its RAWPOINTER.
 
-use crate::ffi::payload::{ForeignBuffer, Outgoing};
+use crate::os::heap::ForeignBuffer;
+
+/// A send payload as the core sees it.
+pub(crate) enum Outgoing<'a> {
+    /// MEMORY or OBJECT: ours from now on.
+    Owned(ForeignBuffer),
+    /// RAWPOINTER: the caller keeps it; valid only during the call, so anything kept is copied.
+    Borrowed(&'a [u8]),
+}
+
+impl Outgoing<'_> {
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            Outgoing::Owned(buffer) => buffer.bytes(),
+            Outgoing::Borrowed(bytes) => bytes,
+        }
+    }
+}
 
 pub(crate) enum SendBuffer {
     Foreign(ForeignBuffer),

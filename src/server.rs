@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use parking_lot::Mutex;
 
 use crate::command::{Command, CommandQueue};
-use crate::ffi::log::log;
-use crate::ffi::payload::Outgoing;
 use crate::info::{self, InfoEntry};
+use crate::os::log::log;
 use crate::os::{self, Epoll, EventFd};
 use crate::poll::{PollState, WAKE_TOKEN};
+use crate::send_buffer::Outgoing;
 use crate::send_buffer::{CopyFailed, SendBuffer};
 use crate::slots::{Entry, SlotTable};
 use crate::socket::{Socket, Transport};

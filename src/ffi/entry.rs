@@ -5,10 +5,10 @@ use core::ffi::{CStr, c_char, c_int};
 use core::fmt::Write as _;
 use core::ptr;
 
-use super::log::log_error;
 use super::payload;
 use super::types::*;
 use crate::info::InfoEntry;
+use crate::os::log::log_error;
 use crate::report::{Report, ReportData};
 use crate::server::{Priority, Server};
 use crate::udp_address::UdpAddress;

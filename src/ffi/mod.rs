@@ -1,10 +1,10 @@
 //! The C face of the library: the repr(C) types, every exported function, the one place a
-//! C handle becomes a reference, payloads that cross the boundary, and the `skynet_error`
-//! import. Nothing outside this module (and `os`) touches a raw pointer.
+//! C handle becomes a reference, and the conversion of C arguments (send buffers, UDP
+//! addresses) into the core's types. Nothing outside this module (and `os`) touches a raw
+//! pointer, and nothing below it names it.
 
 mod entry;
-pub(crate) mod log;
-pub(crate) mod payload;
+mod payload;
 pub mod types;
 
 pub use entry::*;

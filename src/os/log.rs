@@ -19,6 +19,6 @@ pub(crate) fn log_error(args: fmt::Arguments<'_>) {
 
 /// `log!("...", args)` formats and logs one line.
 macro_rules! log {
-    ($($arg:tt)*) => { $crate::ffi::log::log_error(format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::os::log::log_error(format_args!($($arg)*)) };
 }
 pub(crate) use log;
