@@ -91,6 +91,9 @@ impl Command {
     }
 }
 
+/// The epoll token of the queue's wake-up fd; socket tokens are their (positive) ids.
+pub(crate) const WAKE_TOKEN: u64 = u64::MAX;
+
 pub(crate) struct CommandQueue {
     queue: Mutex<VecDeque<Command>>,
     pending: AtomicBool,

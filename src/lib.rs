@@ -8,11 +8,13 @@
 //! Panics: every profile aborts on panic, so nothing unwinds into C; entry points validate
 //! their arguments instead of relying on it.
 //!
-//! Modules: `ffi` (the C face: types, entry points, payloads, logging) and `os` (system
-//! calls) hold every `unsafe` block. The rest is safe Rust: `slots` (ids and the slot table),
-//! `command` (the queue to the poll thread), `poll` (one poll step), `socket` (per-socket
-//! state), `close` (the close state machine), `write_queue` (the write path), `send_buffer`,
-//! `udp_address`, `info` and `report`.
+//! Modules, in three layers that each import only the ones below: `ffi` (the C face: types,
+//! entry points, the conversion of C arguments) on top; the safe core in the middle: `server`
+//! (shared state and worker calls), `slots` (ids and the slot table), `command` (the queue to
+//! the poll thread), `poll` (the poll thread), `socket` (per-socket state and registration),
+//! `close` (the close state machine), `write_queue` (the write path), `send_buffer`,
+//! `udp_address`, `info` and `report`; `os` (system calls, C heap blocks, the host's log
+//! function) at the bottom. Only `ffi` and `os` hold `unsafe` blocks.
 
 mod close;
 mod command;

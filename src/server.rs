@@ -7,13 +7,10 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use parking_lot::Mutex;
-
-use crate::command::{Command, CommandQueue};
+use crate::command::{self, Command, CommandQueue};
 use crate::info::{self, InfoEntry};
 use crate::os::log::log;
 use crate::os::{self, Epoll, EventFd};
-use crate::poll::{PollState, WAKE_TOKEN};
 use crate::send_buffer::Outgoing;
 use crate::send_buffer::{CopyFailed, SendBuffer};
 use crate::slots::{Entry, SlotTable};
@@ -31,14 +28,13 @@ pub(crate) struct Server {
     /// refused instead of being held until release.
     exiting: AtomicBool,
     exit_refusal_logged: AtomicBool,
-    pub(crate) poll_state: Mutex<PollState>,
 }
 
 impl Server {
     pub(crate) fn new(time: u64) -> io::Result<Server> {
         let epoll = Epoll::new()?;
         let wake = EventFd::new()?;
-        epoll.add_edge_triggered(wake.raw(), WAKE_TOKEN)?;
+        epoll.add_edge_triggered(wake.raw(), command::WAKE_TOKEN)?;
         Ok(Server {
             table: SlotTable::default(),
             commands: CommandQueue::new(wake),
@@ -46,7 +42,6 @@ impl Server {
             time: AtomicU64::new(time),
             exiting: AtomicBool::new(false),
             exit_refusal_logged: AtomicBool::new(false),
-            poll_state: Mutex::new(PollState::new()),
         })
     }
 
@@ -388,9 +383,7 @@ impl Drop for Server {
     /// socket_server_release: close every socket and release every queued buffer. Commands
     /// never applied release what they carry as they drop.
     fn drop(&mut self) {
-        self.table.for_each(|socket| {
-            let socket = socket.remove();
-            crate::poll::close_fd(&self.epoll, &socket);
-        });
+        self.table
+            .for_each(|socket| socket.remove().close_fd(&self.epoll));
     }
 }

@@ -2,13 +2,20 @@
 //! lock: the poll thread holds it while it changes the socket, a worker holds it for a direct
 //! write. Only the poll thread changes `phase`, the epoll interest and the fd.
 
-use std::os::fd::RawFd;
+use std::io;
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::os::{self, Interest, SockAddr};
+use crate::os::{self, Epoll, Interest, SockAddr};
 use crate::udp_address::{UdpAddress, UdpFamily};
 use crate::write_queue::WriteQueue;
+
+/// The epoll token of a socket: its (positive) id, so an event can never reach a newer socket
+/// that reuses the slot.
+pub(crate) fn token(id: i32) -> u64 {
+    id as u64
+}
 
 /// The smallest (and first) read buffer.
 pub(crate) const MIN_READ: usize = 64;
@@ -176,6 +183,84 @@ impl Socket {
                     | Phase::HalfClosedRead
                     | Phase::Bound
             )
+    }
+
+    // ---- registration: the poll thread's business only ------------------------------------
+
+    /// Puts the socket's new descriptor in epoll with `interest` and moves it to `phase`. On
+    /// failure the descriptor is closed and the socket is unchanged.
+    pub(crate) fn register(
+        &mut self,
+        epoll: &Epoll,
+        fd: OwnedFd,
+        interest: Interest,
+        phase: Phase,
+    ) -> io::Result<()> {
+        epoll.add(fd.as_raw_fd(), token(self.id), interest)?;
+        self.fd = fd.into_raw_fd();
+        self.registered = true;
+        self.interest = interest;
+        self.phase = phase;
+        Ok(())
+    }
+
+    /// The same for a descriptor handed in by socket_server_bind: the caller's, so it is not
+    /// closed on failure, and it is made non-blocking once epoll takes it.
+    pub(crate) fn register_bound(
+        &mut self,
+        epoll: &Epoll,
+        fd: RawFd,
+        interest: Interest,
+    ) -> io::Result<()> {
+        epoll.add(fd, token(self.id), interest)?;
+        os::set_nonblocking(fd);
+        self.owns_fd = false;
+        self.is_socket = os::is_socket(fd);
+        self.fd = fd;
+        self.registered = true;
+        self.interest = interest;
+        self.phase = Phase::Bound;
+        Ok(())
+    }
+
+    /// Sets what epoll watches the fd for.
+    pub(crate) fn set_interest(&mut self, epoll: &Epoll, interest: Interest) -> io::Result<()> {
+        if self.interest == interest {
+            return Ok(());
+        }
+        if !self.registered {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
+        self.interest = interest;
+        epoll.modify(self.fd, token(self.id), interest)
+    }
+
+    pub(crate) fn set_reading(&mut self, epoll: &Epoll, read: bool) -> io::Result<()> {
+        let interest = Interest {
+            read,
+            ..self.interest
+        };
+        self.set_interest(epoll, interest)
+    }
+
+    pub(crate) fn set_writing(&mut self, epoll: &Epoll, write: bool) -> io::Result<()> {
+        let interest = Interest {
+            write,
+            ..self.interest
+        };
+        self.set_interest(epoll, interest)
+    }
+
+    /// Closes the fd. A descriptor we created is ours alone, so closing it also ends its epoll
+    /// registration. A bound descriptor may share its file with others (stdin and stdout), so
+    /// it leaves epoll explicitly, and stays open unless its phase moved on, as upstream does.
+    pub(crate) fn close_fd(&self, epoll: &Epoll) {
+        if !self.owns_fd && self.registered {
+            let _ = epoll.delete(self.fd);
+        }
+        if self.fd >= 0 && self.phase != Phase::Bound {
+            os::close(self.fd);
+        }
     }
 
     /// Moves the socket into a half-closed phase. A bound descriptor is listed as any

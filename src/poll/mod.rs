@@ -1,0 +1,224 @@
+//! The poll thread's side: one call of `socket_server_poll` applies pending commands first,
+//! then reports socket events, until it has one result. Only this thread changes a socket's
+//! phase, its epoll registration or its fd, and it locks a socket only through its reader
+//! cache (`readers.rs`).
+//!
+//! - `mod.rs`: the loop, the wait, and the dispatch of one event.
+//! - `apply.rs`: applying commands.
+//! - `readers.rs`: the sockets this thread reads without their lock.
+//! - `read.rs`: reading stream sockets.
+//! - `udp.rs`: receiving and sending datagrams.
+//! - `write.rs`: flushing write queues.
+//! - `connections.rs`: accepting, and finishing a connect.
+
+mod apply;
+mod connections;
+mod read;
+mod readers;
+mod udp;
+mod write;
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::close;
+use crate::command::{self, Command};
+use crate::os::log::log;
+use crate::os::{self, Readiness};
+use crate::report::{Report, text};
+use crate::server::Server;
+use crate::slots::Entry;
+use crate::socket::{Phase, Socket};
+
+use readers::Readers;
+use write::AfterFlush;
+
+const MAX_EVENTS: usize = 64;
+/// How often a listener suspended at the descriptor limit checks whether one freed up.
+const RETRY_SPARE_FD: Duration = Duration::from_millis(100);
+
+/// The poll thread's state, behind a mutex that only `socket_server_poll` takes.
+pub(crate) struct Poller {
+    state: Mutex<PollState>,
+}
+
+/// State only the poll thread touches.
+struct PollState {
+    commands: VecDeque<Command>,
+    events: Vec<Readiness>,
+    next_event: usize,
+    raw_events: Vec<libc::epoll_event>,
+    datagram: Vec<u8>,
+    /// Sockets this thread can read without their lock; the only way it locks a socket.
+    readers: Readers,
+    /// Given up to shed a connection when accept hits the descriptor limit.
+    spare_fd: Option<OwnedFd>,
+    /// Listeners that stopped accepting because accept hit the descriptor limit with no
+    /// spare to shed the connection with; they resume once the spare is taken back.
+    suspended_listeners: Vec<i32>,
+}
+
+impl Poller {
+    pub(crate) fn new() -> Poller {
+        Poller {
+            state: Mutex::new(PollState {
+                commands: VecDeque::new(),
+                events: Vec::with_capacity(MAX_EVENTS),
+                next_event: 0,
+                raw_events: Vec::with_capacity(MAX_EVENTS),
+                datagram: Vec::new(),
+                readers: Readers::default(),
+                spare_fd: os::spare_fd(),
+                suspended_listeners: Vec::new(),
+            }),
+        }
+    }
+
+    /// Blocks until one result of `server` is ready. `waited` is set when it had to wait for
+    /// events.
+    pub(crate) fn poll(&self, server: &Server, waited: &mut bool) -> Report {
+        server.poll(&mut self.state.lock(), waited)
+    }
+}
+
+impl Server {
+    /// Blocks until one result is ready. `waited` is set when it had to wait for events.
+    fn poll(&self, st: &mut PollState, waited: &mut bool) -> Report {
+        loop {
+            if st.commands.is_empty() {
+                self.commands.take_all(&mut st.commands);
+            }
+            if let Some(command) = st.commands.pop_front() {
+                if let Some(id) = command.id() {
+                    // The owner decides about reading from now on.
+                    if matches!(command, Command::Pause { .. } | Command::Start { .. }) {
+                        st.suspended_listeners.retain(|&listener| listener != id);
+                    }
+                }
+                if let Some(report) = self.apply(st, command) {
+                    return report;
+                }
+                continue;
+            }
+            if st.next_event < st.events.len() {
+                if let Some(report) = self.handle_event(st) {
+                    return report;
+                }
+                continue;
+            }
+            self.wait(st, waited);
+        }
+    }
+
+    fn wait(&self, st: &mut PollState, waited: &mut bool) {
+        st.events.clear();
+        st.next_event = 0;
+        if !self.commands.about_to_sleep() {
+            return;
+        }
+        // A suspended listener waits for a descriptor to free up, which no event announces.
+        let timeout = (!st.suspended_listeners.is_empty()).then_some(RETRY_SPARE_FD);
+        let result = self.epoll.wait(&mut st.raw_events, &mut st.events, timeout);
+        self.commands.woke_up();
+        if !st.suspended_listeners.is_empty() {
+            self.resume_listeners(st);
+        }
+        *waited = true;
+        if let Err(err) = result
+            && err.kind() != io::ErrorKind::Interrupted
+        {
+            log!("socket-server error: {}", os::error_text(&err));
+        }
+    }
+
+    fn force_close(&self, socket: Entry<'_, Socket>) {
+        socket.remove().close_fd(&self.epoll);
+    }
+
+    /// Stops reading for good: the peer's FIN arrived (`peer_done`), or the owner closed with
+    /// data queued, in which case the read side is shut too.
+    fn close_read(&self, socket: &mut Socket, peer_done: bool) {
+        socket.enter_half_closed(Phase::HalfClosedRead);
+        let _ = socket.set_reading(&self.epoll, false);
+        if !peer_done {
+            let _ = os::shutdown(socket.fd, libc::SHUT_RD);
+        }
+    }
+
+    /// Reports one event of the current batch, or moves past it.
+    fn handle_event(&self, st: &mut PollState) -> Option<Report> {
+        let index = st.next_event;
+        let event = st.events[index];
+        if event.token == command::WAKE_TOKEN {
+            st.next_event += 1;
+            self.commands.clear_wake();
+            return None;
+        }
+        let id = event.token as i32;
+        if event.read && st.readers.has(id) {
+            return if st.readers.datagram(id).is_some() {
+                self.drain_datagrams(st, index, event, id)
+            } else {
+                self.read_through_reader(st, index, event, id)
+            };
+        }
+        // A token names an id, so an event for a closed socket finds nothing, even when a
+        // new socket reuses the slot.
+        let Some(mut socket) = st.readers.lock(&self.table, id) else {
+            st.next_event += 1;
+            return None;
+        };
+        match socket.phase {
+            Phase::Reserved => {
+                st.next_event += 1;
+                return None;
+            }
+            Phase::Connecting => {
+                st.next_event += 1;
+                return Some(self.finish_connect(socket));
+            }
+            Phase::Listening if event.read && socket.interest.read => {
+                return self.accept(st, socket);
+            }
+            _ => {}
+        }
+        if event.read && st.readers.start(&socket) {
+            // Reading needs nothing but the reader from now on: read through it.
+            drop(socket);
+            return self.handle_event(st);
+        }
+        if event.read && socket.interest.read {
+            let outcome = self.read_stream(st, socket);
+            return self.after_read(st, index, event, outcome);
+        }
+        st.next_event += 1;
+        if event.write {
+            return match self.flush_queue(&mut socket) {
+                AfterFlush::Keep(report) => report,
+                AfterFlush::CloseSilently => {
+                    self.force_close(socket);
+                    None
+                }
+            };
+        }
+        if event.error {
+            let message = match os::take_socket_error(socket.fd) {
+                Ok(0) => return Some(Report::error(socket.id, socket.opaque, text::UNKNOWN_ERROR)),
+                Ok(code) => os::strerror(code),
+                Err(err) => os::error_text(&err),
+            };
+            return Some(Report::error_text(socket.id, socket.opaque, message));
+        }
+        if event.hangup {
+            let (id, opaque) = (socket.id, socket.opaque);
+            let report = close::hangup_reports_close(socket.phase);
+            self.force_close(socket);
+            return report.then(|| Report::close(id, opaque));
+        }
+        None
+    }
+}

@@ -1,0 +1,191 @@
+//! The sockets the poll thread reads without their lock, and the one way it locks a socket.
+//!
+//! A worker holds a socket's lock across a direct write or sendto; the poll thread would
+//! otherwise sleep on it with every read. A reader keeps what reading needs (fd, owner, read
+//! size, counters). Only the poll thread changes those fields of a socket, and only with the
+//! socket locked, so an entry stays true until the poll thread locks the socket again:
+//! `Readers::lock` drops the entry first (writing the read size back), and the poll thread
+//! locks sockets through it alone (commands included), so the rule holds by construction.
+
+use std::collections::HashMap;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+
+use crate::slots::{Entry, SlotTable};
+use crate::socket::{Phase, Socket, Stats};
+use crate::udp_address::UdpFamily;
+
+/// What reading one socket needs.
+enum Reader {
+    Stream(StreamReader),
+    Datagram(DatagramReader),
+}
+
+pub(super) struct DatagramReader {
+    pub(super) opaque: usize,
+    pub(super) fd: RawFd,
+    pub(super) family: Option<UdpFamily>,
+    pub(super) stats: Arc<Stats>,
+}
+
+impl DatagramReader {
+    /// The reader of a UDP socket that is reading.
+    pub(super) fn of(socket: &Socket) -> Option<DatagramReader> {
+        (socket.is_udp() && socket.interest.read && socket.phase == Phase::Connected).then(|| {
+            DatagramReader {
+                opaque: socket.opaque,
+                fd: socket.fd,
+                family: socket.udp_family(),
+                stats: Arc::clone(&socket.stats),
+            }
+        })
+    }
+}
+
+pub(super) struct StreamReader {
+    pub(super) fd: RawFd,
+    pub(super) opaque: usize,
+    pub(super) read_size: usize,
+    pub(super) stats: Arc<Stats>,
+}
+
+impl StreamReader {
+    /// The reader of a socket whose reads need nothing else: a started, connected stream (or
+    /// bound descriptor) still reading.
+    pub(super) fn of(socket: &Socket) -> Option<StreamReader> {
+        let readable = matches!(
+            socket.phase,
+            Phase::Connected | Phase::HalfClosedWrite | Phase::Bound
+        );
+        (readable && socket.interest.read && !socket.is_udp()).then(|| StreamReader {
+            fd: socket.fd,
+            opaque: socket.opaque,
+            read_size: socket.read_size,
+            stats: Arc::clone(&socket.stats),
+        })
+    }
+}
+
+/// The poll thread's readers, by socket id.
+#[derive(Default)]
+pub(super) struct Readers {
+    by_id: HashMap<i32, Reader>,
+}
+
+impl Readers {
+    /// Locks socket `id` for the poll thread. Its reader, if any, is dropped first (its read
+    /// size written back): with the lock taken anything about the socket may change, so reads
+    /// go through the lock until a reader is made again.
+    pub(super) fn lock<'t>(
+        &mut self,
+        table: &'t SlotTable<Socket>,
+        id: i32,
+    ) -> Option<Entry<'t, Socket>> {
+        let reader = self.by_id.remove(&id);
+        let mut socket = table.lock(id);
+        match (&mut socket, reader) {
+            (Some(socket), Some(Reader::Stream(reader))) => socket.read_size = reader.read_size,
+            (None, Some(_)) => debug_assert!(false, "socket {id} closed behind its reader"),
+            _ => {}
+        }
+        socket
+    }
+
+    pub(super) fn stream(&mut self, id: i32) -> Option<&mut StreamReader> {
+        match self.by_id.get_mut(&id) {
+            Some(Reader::Stream(reader)) => Some(reader),
+            _ => None,
+        }
+    }
+
+    pub(super) fn datagram(&self, id: i32) -> Option<&DatagramReader> {
+        match self.by_id.get(&id) {
+            Some(Reader::Datagram(reader)) => Some(reader),
+            _ => None,
+        }
+    }
+
+    pub(super) fn has(&self, id: i32) -> bool {
+        self.by_id.contains_key(&id)
+    }
+
+    /// Makes a reader of the locked `socket` if it can be read without its lock. The caller
+    /// drops the lock next.
+    pub(super) fn start(&mut self, socket: &Socket) -> bool {
+        let reader = match (StreamReader::of(socket), DatagramReader::of(socket)) {
+            (Some(stream), _) => Reader::Stream(stream),
+            (None, Some(datagram)) => Reader::Datagram(datagram),
+            (None, None) => return false,
+        };
+        self.by_id.insert(socket.id, reader);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::os::Interest;
+    use crate::socket::Transport;
+    use crate::udp_address::UdpFamily;
+
+    fn reading_socket(table: &SlotTable<Socket>, transport: Transport) -> i32 {
+        let id = table
+            .reserve(|id| Socket::reserved(id, 7, transport))
+            .unwrap();
+        let mut socket = table.lock(id).unwrap();
+        socket.fd = 100 + id;
+        socket.phase = Phase::Connected;
+        socket.interest = Interest {
+            read: true,
+            write: false,
+        };
+        id
+    }
+
+    #[test]
+    fn locking_a_socket_drops_its_reader_and_keeps_the_read_size_it_learned() {
+        let table = SlotTable::default();
+        let id = reading_socket(&table, Transport::Tcp);
+        let mut readers = Readers::default();
+        assert!(readers.start(&table.lock(id).unwrap()));
+        let reader = readers.stream(id).unwrap();
+        assert_eq!((reader.fd, reader.opaque), (100 + id, 7));
+        reader.read_size = 4096;
+        let socket = readers.lock(&table, id).unwrap();
+        assert_eq!(socket.read_size, 4096);
+        drop(socket);
+        assert!(!readers.has(id));
+    }
+
+    #[test]
+    fn only_sockets_that_read_get_a_reader() {
+        let table = SlotTable::default();
+        let mut readers = Readers::default();
+        let paused = reading_socket(&table, Transport::Tcp);
+        table.lock(paused).unwrap().interest.read = false;
+        let pending = reading_socket(&table, Transport::Tcp);
+        table.lock(pending).unwrap().phase = Phase::PendingAccept;
+        let half_closed = reading_socket(&table, Transport::Tcp);
+        table.lock(half_closed).unwrap().phase = Phase::HalfClosedRead;
+        for id in [paused, pending, half_closed] {
+            let socket = readers.lock(&table, id).unwrap();
+            assert!(!readers.start(&socket));
+        }
+        let udp = reading_socket(&table, Transport::Udp(UdpFamily::V4));
+        assert!(readers.start(&table.lock(udp).unwrap()));
+        assert!(readers.datagram(udp).is_some() && readers.stream(udp).is_none());
+    }
+
+    #[test]
+    #[should_panic(expected = "closed behind its reader")]
+    fn a_reader_that_outlives_its_socket_is_caught() {
+        let table = SlotTable::default();
+        let id = reading_socket(&table, Transport::Tcp);
+        let mut readers = Readers::default();
+        assert!(readers.start(&table.lock(id).unwrap()));
+        // A close that forgot the reader rule.
+        table.lock(id).unwrap().remove();
+        let _ = readers.lock(&table, id);
+    }
+}
