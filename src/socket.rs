@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::os::{self, Epoll, Interest, SockAddr};
+use crate::slots::Entry;
 use crate::udp_address::{UdpAddress, UdpFamily};
 use crate::write_queue::WriteQueue;
 
@@ -15,6 +16,12 @@ use crate::write_queue::WriteQueue;
 /// that reuses the slot.
 pub(crate) fn token(id: i32) -> u64 {
     id as u64
+}
+
+/// Closes a socket at once: it leaves the table (its id is stale from now on) and its fd is
+/// closed as `close_fd` says.
+pub(crate) fn close_now(socket: Entry<'_, Socket>, epoll: &Epoll) {
+    socket.remove().close_fd(epoll);
 }
 
 /// The smallest (and first) read buffer.
@@ -260,6 +267,16 @@ impl Socket {
         }
         if self.fd >= 0 && self.phase != Phase::Bound {
             os::close(self.fd);
+        }
+    }
+
+    /// Stops reading for good: the peer's FIN arrived (`peer_done`), or the owner closed with
+    /// data queued, in which case the read side is shut too.
+    pub(crate) fn close_read(&mut self, epoll: &Epoll, peer_done: bool) {
+        self.enter_half_closed(Phase::HalfClosedRead);
+        let _ = self.set_reading(epoll, false);
+        if !peer_done {
+            let _ = os::shutdown(self.fd, libc::SHUT_RD);
         }
     }
 

@@ -2,7 +2,7 @@
 
 use std::ffi::CStr;
 
-use super::PollState;
+use super::state::PollState;
 use super::write::AfterFlush;
 use crate::close::{self, OwnerClose};
 use crate::command::Command;
@@ -11,6 +11,7 @@ use crate::os::{self, Interest};
 use crate::report::{Report, ReportData, text};
 use crate::send_buffer::SendBuffer;
 use crate::server::Server;
+use crate::socket::close_now;
 use crate::socket::{Phase, Transport};
 use crate::udp_address::UdpAddress;
 use crate::write_queue::Priority;
@@ -201,13 +202,13 @@ impl Server {
         }
         match close::on_owner_close(socket.phase, shutdown, socket.nothing_to_send()) {
             OwnerClose::Now { report } => {
-                self.force_close(socket);
+                close_now(socket, &self.epoll);
                 report.then(|| Report::close(id, opaque))
             }
             OwnerClose::AfterFlush { stop_reading } => {
                 socket.closing = true;
                 if stop_reading {
-                    self.close_read(&mut socket, false);
+                    socket.close_read(&self.epoll, false);
                     return Some(Report::close(id, opaque));
                 }
                 None
@@ -233,7 +234,7 @@ impl Server {
             drop(buf);
             if socket.closing && socket.nothing_to_send() {
                 // The last send a closing socket waited for: now it can go.
-                self.force_close(socket);
+                close_now(socket, &self.epoll);
             }
             return None;
         }
@@ -248,7 +249,7 @@ impl Server {
                         AfterFlush::Keep(Some(report)) => return Some(report),
                         AfterFlush::Keep(None) => {}
                         AfterFlush::CloseSilently => {
-                            self.force_close(socket);
+                            close_now(socket, &self.epoll);
                             return None;
                         }
                     }

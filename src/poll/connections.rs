@@ -3,11 +3,12 @@
 
 use std::os::fd::AsRawFd;
 
-use super::PollState;
+use super::state::PollState;
 use crate::os::{self, Interest};
 use crate::report::{Report, ReportData, text};
 use crate::server::Server;
 use crate::slots::Entry;
+use crate::socket::close_now;
 use crate::socket::{Phase, Socket, Transport};
 
 impl Server {
@@ -106,12 +107,12 @@ impl Server {
             Err(err) => Some(os::error_text(&err)),
         };
         if let Some(message) = failure {
-            self.force_close(socket);
+            close_now(socket, &self.epoll);
             return Report::error_text(id, opaque, message);
         }
         socket.phase = Phase::Connected;
         if socket.nothing_to_send() && socket.set_writing(&self.epoll, false).is_err() {
-            self.force_close(socket);
+            close_now(socket, &self.epoll);
             return Report::error(id, opaque, text::DISABLE_WRITE_FAILED);
         }
         let peer = socket

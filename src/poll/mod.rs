@@ -4,6 +4,7 @@
 //! cache (`readers.rs`).
 //!
 //! - `mod.rs`: the loop, the wait, and the dispatch of one event.
+//! - `state.rs`: what only this thread touches.
 //! - `apply.rs`: applying commands.
 //! - `readers.rs`: the sockets this thread reads without their lock.
 //! - `read.rs`: reading stream sockets.
@@ -15,29 +16,27 @@ mod apply;
 mod connections;
 mod read;
 mod readers;
+mod state;
 mod udp;
 mod write;
 
-use std::collections::VecDeque;
 use std::io;
-use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 
 use crate::close;
 use crate::command::{self, Command};
+use crate::os;
 use crate::os::log::log;
-use crate::os::{self, Readiness};
 use crate::report::{Report, text};
 use crate::server::Server;
-use crate::slots::Entry;
-use crate::socket::{Phase, Socket};
+use crate::socket::Phase;
+use crate::socket::close_now;
 
-use readers::Readers;
+use state::PollState;
 use write::AfterFlush;
 
-const MAX_EVENTS: usize = 64;
 /// How often a listener suspended at the descriptor limit checks whether one freed up.
 const RETRY_SPARE_FD: Duration = Duration::from_millis(100);
 
@@ -46,35 +45,10 @@ pub(crate) struct Poller {
     state: Mutex<PollState>,
 }
 
-/// State only the poll thread touches.
-struct PollState {
-    commands: VecDeque<Command>,
-    events: Vec<Readiness>,
-    next_event: usize,
-    raw_events: Vec<libc::epoll_event>,
-    datagram: Vec<u8>,
-    /// Sockets this thread can read without their lock; the only way it locks a socket.
-    readers: Readers,
-    /// Given up to shed a connection when accept hits the descriptor limit.
-    spare_fd: Option<OwnedFd>,
-    /// Listeners that stopped accepting because accept hit the descriptor limit with no
-    /// spare to shed the connection with; they resume once the spare is taken back.
-    suspended_listeners: Vec<i32>,
-}
-
 impl Poller {
     pub(crate) fn new() -> Poller {
         Poller {
-            state: Mutex::new(PollState {
-                commands: VecDeque::new(),
-                events: Vec::with_capacity(MAX_EVENTS),
-                next_event: 0,
-                raw_events: Vec::with_capacity(MAX_EVENTS),
-                datagram: Vec::new(),
-                readers: Readers::default(),
-                spare_fd: os::spare_fd(),
-                suspended_listeners: Vec::new(),
-            }),
+            state: Mutex::new(PollState::new()),
         }
     }
 
@@ -135,20 +109,6 @@ impl Server {
         }
     }
 
-    fn force_close(&self, socket: Entry<'_, Socket>) {
-        socket.remove().close_fd(&self.epoll);
-    }
-
-    /// Stops reading for good: the peer's FIN arrived (`peer_done`), or the owner closed with
-    /// data queued, in which case the read side is shut too.
-    fn close_read(&self, socket: &mut Socket, peer_done: bool) {
-        socket.enter_half_closed(Phase::HalfClosedRead);
-        let _ = socket.set_reading(&self.epoll, false);
-        if !peer_done {
-            let _ = os::shutdown(socket.fd, libc::SHUT_RD);
-        }
-    }
-
     /// Reports one event of the current batch, or moves past it.
     fn handle_event(&self, st: &mut PollState) -> Option<Report> {
         let index = st.next_event;
@@ -200,7 +160,7 @@ impl Server {
             return match self.flush_queue(&mut socket) {
                 AfterFlush::Keep(report) => report,
                 AfterFlush::CloseSilently => {
-                    self.force_close(socket);
+                    close_now(socket, &self.epoll);
                     None
                 }
             };
@@ -216,7 +176,7 @@ impl Server {
         if event.hangup {
             let (id, opaque) = (socket.id, socket.opaque);
             let report = close::hangup_reports_close(socket.phase);
-            self.force_close(socket);
+            close_now(socket, &self.epoll);
             return report.then(|| Report::close(id, opaque));
         }
         None

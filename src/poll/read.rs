@@ -4,7 +4,7 @@
 use std::io;
 use std::os::fd::RawFd;
 
-use super::PollState;
+use super::state::PollState;
 use crate::close::{self, ReadEof};
 use crate::os::heap::CBuf;
 use crate::os::log::log;
@@ -12,6 +12,7 @@ use crate::os::{self, Readiness};
 use crate::report::Report;
 use crate::server::Server;
 use crate::slots::Entry;
+use crate::socket::close_now;
 use crate::socket::{self, Phase, Socket};
 
 /// One read(2) of a stream socket.
@@ -114,15 +115,15 @@ impl Server {
                 match close::on_read_eof(socket.phase, socket.closing, socket.nothing_to_send()) {
                     ReadEof::Ignore => ReadOutcome::Nothing,
                     ReadEof::CloseSilently => {
-                        self.force_close(socket);
+                        close_now(socket, &self.epoll);
                         ReadOutcome::Ended(None)
                     }
                     ReadEof::HalfCloseAndReport => {
-                        self.close_read(&mut socket, true);
+                        socket.close_read(&self.epoll, true);
                         ReadOutcome::Ended(Some(Report::close(id, opaque)))
                     }
                     ReadEof::CloseAndReport => {
-                        self.force_close(socket);
+                        close_now(socket, &self.epoll);
                         ReadOutcome::Ended(Some(Report::close(id, opaque)))
                     }
                 }

@@ -1,12 +1,13 @@
 //! Receiving datagrams (drained one per result while the event lasts, without the socket's
 //! lock) and sending queued ones.
 
-use super::PollState;
+use super::state::PollState;
 use crate::os::heap::CBuf;
 use crate::os::log::log;
 use crate::os::{self, Readiness};
 use crate::report::Report;
 use crate::server::Server;
+use crate::socket::close_now;
 use crate::udp_address::{UdpAddress, UdpFamily};
 use crate::write_queue::DatagramSent;
 
@@ -41,7 +42,7 @@ impl Server {
             Err(err) => {
                 st.next_event += 1;
                 if let Some(socket) = st.readers.lock(&self.table, id) {
-                    self.force_close(socket);
+                    close_now(socket, &self.epoll);
                 }
                 return Some(Report::error_text(id, opaque, os::error_text(&err)));
             }
