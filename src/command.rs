@@ -5,12 +5,12 @@
 
 use std::collections::VecDeque;
 use std::ffi::CString;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 
-use crate::os::{EventFd, SockAddr};
+use crate::os::{CallerFd, EventFd, SockAddr};
 use crate::send_buffer::SendBuffer;
 use crate::udp_address::UdpAddress;
 use crate::write_queue::{Priority, Warning};
@@ -28,7 +28,7 @@ pub(crate) enum Command {
     },
     Bind {
         id: i32,
-        fd: RawFd,
+        fd: CallerFd,
     },
     Start {
         id: i32,

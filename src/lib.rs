@@ -4,6 +4,8 @@
 //! other entry point may be called from any thread at any time. Worker threads reserve ids,
 //! write directly to idle sockets under the socket's lock, and send everything else to the
 //! poll thread through the command queue. Only the poll thread changes a socket's state.
+//! Which thread owns what, what each lock and atomic guards, and the lock order:
+//! `src/CONCURRENCY.md`.
 //!
 //! Panics: every profile aborts on panic, so nothing unwinds into C; entry points validate
 //! their arguments instead of relying on it.

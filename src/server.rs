@@ -9,8 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::command::{self, Command, CommandQueue};
 use crate::info::{self, InfoEntry};
-use crate::os::log::log;
-use crate::os::{self, Epoll, EventFd};
+use crate::os::{self, CallerFd, Epoll, EventFd};
 use crate::send_buffer::Outgoing;
 use crate::send_buffer::{CopyFailed, SendBuffer};
 use crate::slots::{Entry, SlotTable};
@@ -63,15 +62,13 @@ impl Server {
         self.commands.push(Command::Exit);
     }
 
-    /// Whether sends are refused because exit was asked for (logged the first time).
-    fn refuse_after_exit(&self) -> bool {
+    /// Refuses sends once exit was asked for.
+    fn refuse_after_exit(&self) -> Result<(), SendRefused> {
         if !self.exiting.load(Ordering::Acquire) {
-            return false;
+            return Ok(());
         }
-        if !self.exit_refusal_logged.swap(true, Ordering::Relaxed) {
-            log!("socket-server error: send after socket_server_exit refused.");
-        }
-        true
+        let first = !self.exit_refusal_logged.swap(true, Ordering::Relaxed);
+        Err(SendRefused::Exiting { first })
     }
 
     pub(crate) fn listen(
@@ -110,11 +107,7 @@ impl Server {
         id
     }
 
-    pub(crate) fn bind(&self, opaque: usize, fd: i32) -> i32 {
-        if fd < 0 {
-            log!("socket-server error: socket_server_bind called with fd {fd}.");
-            return -1;
-        }
+    pub(crate) fn bind(&self, opaque: usize, fd: CallerFd) -> i32 {
         let Some(id) = self.reserve(opaque, Transport::Tcp) else {
             return -1;
         };
@@ -139,26 +132,24 @@ impl Server {
         self.commands.push(Command::NoDelay { id });
     }
 
-    /// Sends on TCP, or on UDP to the default destination. Err when the id is invalid or
-    /// closing (high priority); the payload is released either way.
+    /// Sends on TCP, or on UDP to the default destination. Refused when the id is invalid or
+    /// closing (high priority), and in the cases `SendRefused` names; the payload is released
+    /// either way.
     pub(crate) fn send(
         &self,
         id: i32,
         outgoing: Outgoing<'_>,
         priority: Priority,
-    ) -> Result<(), ()> {
-        if self.refuse_after_exit() {
-            return Err(());
-        }
+    ) -> Result<(), SendRefused> {
+        self.refuse_after_exit()?;
         let Some(socket) = self.table.lock(id) else {
-            return Err(());
+            return Err(SendRefused::InvalidId);
         };
         if socket.closing && priority == Priority::High {
-            return Err(());
+            return Err(SendRefused::Closing);
         }
         if socket.is_udp() && socket.udp_dest.is_none() && socket.udp_connecting == 0 {
-            log!("socket-server : set udp ({id}) error: address first.");
-            return Err(());
+            return Err(SendRefused::NoDestination { id });
         }
         if socket.can_write_directly() {
             return self.write_directly(socket, outgoing, None);
@@ -166,7 +157,7 @@ impl Server {
         if socket.can_append_directly() {
             return self.append_directly(socket, outgoing, priority);
         }
-        let buf = SendBuffer::keep(outgoing).map_err(|e| refuse_copy(id, e))?;
+        let buf = SendBuffer::keep(outgoing).map_err(|e| SendRefused::copy(id, e))?;
         self.queue_send(socket, buf, priority, None);
         Ok(())
     }
@@ -179,7 +170,7 @@ impl Server {
         mut socket: Entry<'_, Socket>,
         outgoing: Outgoing<'_>,
         priority: Priority,
-    ) -> Result<(), ()> {
+    ) -> Result<(), SendRefused> {
         match outgoing {
             Outgoing::Owned(buffer) => socket
                 .queue
@@ -187,7 +178,7 @@ impl Server {
             Outgoing::Borrowed(bytes) => socket
                 .queue
                 .push_copy(priority, bytes)
-                .map_err(|e| refuse_copy(socket.id, e))?,
+                .map_err(|e| SendRefused::copy(socket.id, e))?,
         }
         if let Some(warning) = socket.queue.check_warning() {
             // Pushed under the socket's lock, so warnings of one socket reach the poll thread
@@ -200,26 +191,24 @@ impl Server {
         Ok(())
     }
 
-    /// Sends a datagram to `to`. Err for an invalid id or an address of the other family.
+    /// Sends a datagram to `to`. Refused for an invalid id or an address of the other family.
     pub(crate) fn udp_send(
         &self,
         id: i32,
         to: &UdpAddress,
         outgoing: Outgoing<'_>,
-    ) -> Result<(), ()> {
-        if self.refuse_after_exit() {
-            return Err(());
-        }
+    ) -> Result<(), SendRefused> {
+        self.refuse_after_exit()?;
         let Some(socket) = self.table.lock(id) else {
-            return Err(());
+            return Err(SendRefused::InvalidId);
         };
         if socket.udp_family() != Some(to.family()) {
-            return Err(());
+            return Err(SendRefused::WrongFamily);
         }
         if socket.can_write_directly() {
             return self.write_directly(socket, outgoing, Some(*to));
         }
-        let buf = SendBuffer::keep(outgoing).map_err(|e| refuse_copy(id, e))?;
+        let buf = SendBuffer::keep(outgoing).map_err(|e| SendRefused::copy(id, e))?;
         self.queue_send(socket, buf, Priority::High, Some(*to));
         Ok(())
     }
@@ -249,17 +238,17 @@ impl Server {
         mut socket: Entry<'_, Socket>,
         outgoing: Outgoing<'_>,
         to: Option<UdpAddress>,
-    ) -> Result<(), ()> {
+    ) -> Result<(), SendRefused> {
         let bytes = outgoing.bytes();
         let len = bytes.len();
         let written = match socket.transport {
-            Transport::Tcp => os::write(socket.fd, bytes, socket.is_socket).unwrap_or(0),
+            Transport::Tcp => os::write(socket.fd(), bytes, socket.is_socket).unwrap_or(0),
             Transport::Udp(_) => {
                 let Some(dest) = to.or(socket.udp_dest) else {
-                    return Err(());
+                    return Err(SendRefused::NoDestination { id: socket.id });
                 };
                 // A datagram goes whole or not at all; a failed one is retried by the poll thread.
-                match os::send_to(socket.fd, bytes, &dest.to_sockaddr()) {
+                match os::send_to(socket.fd(), bytes, &dest.to_sockaddr()) {
                     Ok(_) => len,
                     Err(_) => 0,
                 }
@@ -270,13 +259,12 @@ impl Server {
         if written == len {
             return Ok(());
         }
-        let (rest, offset) = SendBuffer::keep_rest(outgoing, written).map_err(|failed| {
-            log!(
-                "socket-server error: send to socket {} refused after {written} of {len} bytes: cannot allocate a copy of the other {}.",
-                socket.id,
-                failed.len
-            );
-        })?;
+        let (rest, offset) =
+            SendBuffer::keep_rest(outgoing, written).map_err(|failed| SendRefused::CannotCopy {
+                id: socket.id,
+                written,
+                uncopied: failed.len,
+            })?;
         socket.queue.push_direct_rest(rest, offset, to);
         let id = socket.id;
         drop(socket);
@@ -371,12 +359,37 @@ impl Server {
     }
 }
 
-/// Logs a send refused because its bytes could not be copied.
-fn refuse_copy(id: i32, failed: CopyFailed) {
-    log!(
-        "socket-server error: send to socket {id} refused: cannot allocate a copy of {} bytes.",
-        failed.len
-    );
+/// Why a send was refused: the call answers -1, and `ffi` logs what deserves a line (as
+/// upstream, a stale id or a closing socket is refused silently).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum SendRefused {
+    /// Stale, never issued, or closed.
+    InvalidId,
+    /// Closing: its owner closed it (high priority sends).
+    Closing,
+    /// A UDP socket with no default destination.
+    NoDestination { id: i32 },
+    /// A UDP address of the socket's other family.
+    WrongFamily,
+    /// After socket_server_exit; `first` for the first such refusal of the server.
+    Exiting { first: bool },
+    /// Bytes the caller keeps could not be copied; `written` of them went out directly
+    /// before, `uncopied` were left.
+    CannotCopy {
+        id: i32,
+        written: usize,
+        uncopied: usize,
+    },
+}
+
+impl SendRefused {
+    fn copy(id: i32, failed: CopyFailed) -> SendRefused {
+        SendRefused::CannotCopy {
+            id,
+            written: 0,
+            uncopied: failed.len,
+        }
+    }
 }
 
 impl Drop for Server {

@@ -3,7 +3,8 @@
 //! never reach the socket that later reuses its slot. Slots come in chunks allocated on
 //! first use, so memory follows the ids in use rather than the 65536 maximum.
 
-use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 use parking_lot::{Mutex, MutexGuard};
 
@@ -24,7 +25,8 @@ struct Chunk<T> {
 
 /// The table of live sockets, generic so tests can drive it without sockets.
 pub(crate) struct SlotTable<T> {
-    chunks: Box<[AtomicPtr<Chunk<T>>]>,
+    /// Allocated on first use, published once, freed with the table.
+    chunks: Box<[OnceLock<Chunk<T>>]>,
     next_id: AtomicU32,
 }
 
@@ -37,7 +39,7 @@ pub(crate) struct Entry<'a, T> {
 impl<T> Default for SlotTable<T> {
     fn default() -> Self {
         SlotTable {
-            chunks: (0..CHUNKS).map(|_| AtomicPtr::default()).collect(),
+            chunks: (0..CHUNKS).map(|_| OnceLock::new()).collect(),
             next_id: AtomicU32::new(0),
         }
     }
@@ -50,35 +52,18 @@ fn slot_index(id: i32) -> (usize, usize) {
 
 impl<T> SlotTable<T> {
     fn chunk(&self, n: usize) -> Option<&Chunk<T>> {
-        let ptr = self.chunks[n].load(Ordering::Acquire);
-        // Chunks are only freed in Drop, which has `&mut self`.
-        (!ptr.is_null()).then(|| chunk_ref(ptr))
+        self.chunks[n].get()
     }
 
     fn chunk_or_alloc(&self, n: usize) -> &Chunk<T> {
-        if let Some(chunk) = self.chunk(n) {
-            return chunk;
-        }
-        let fresh = Box::into_raw(Box::new(Chunk {
+        self.chunks[n].get_or_init(|| Chunk {
             slots: (0..CHUNK_SLOTS)
                 .map(|_| Slot {
                     owner: AtomicI32::new(0),
                     state: Mutex::new(None),
                 })
                 .collect(),
-        }));
-        match self.chunks[n].compare_exchange(
-            std::ptr::null_mut(),
-            fresh,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => chunk_ref(fresh),
-            Err(existing) => {
-                drop(chunk_box(fresh));
-                chunk_ref(existing)
-            }
-        }
+        })
     }
 
     fn slot(&self, id: i32) -> Option<&Slot<T>> {
@@ -180,30 +165,6 @@ impl<T> std::ops::DerefMut for Entry<'_, T> {
     }
 }
 
-impl<T> Drop for SlotTable<T> {
-    fn drop(&mut self) {
-        for ptr in self.chunks.iter() {
-            let ptr = ptr.swap(std::ptr::null_mut(), Ordering::AcqRel);
-            if !ptr.is_null() {
-                drop(chunk_box(ptr));
-            }
-        }
-    }
-}
-
-// The two helpers below are the only places a chunk pointer is dereferenced. Chunks are
-// created by Box::into_raw and published with a CAS; they live until SlotTable::drop.
-fn chunk_ref<'a, T>(ptr: *mut Chunk<T>) -> &'a Chunk<T> {
-    // SAFETY: `ptr` came from Box::into_raw and is freed only in Drop, which needs `&mut self`
-    // and so outlives every borrow handed out here.
-    unsafe { &*ptr }
-}
-
-fn chunk_box<T>(ptr: *mut Chunk<T>) -> Box<Chunk<T>> {
-    // SAFETY: `ptr` came from Box::into_raw and is reclaimed exactly once (lost CAS or Drop).
-    unsafe { Box::from_raw(ptr) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,11 +221,7 @@ mod tests {
     fn chunks_are_allocated_only_for_ids_in_use() {
         let table = SlotTable::<()>::default();
         table.reserve(|_| ()).unwrap();
-        let allocated = table
-            .chunks
-            .iter()
-            .filter(|c| !c.load(Ordering::Relaxed).is_null())
-            .count();
+        let allocated = table.chunks.iter().filter(|c| c.get().is_some()).count();
         assert_eq!(allocated, 1);
     }
 }

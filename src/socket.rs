@@ -3,11 +3,11 @@
 //! write. Only the poll thread changes `phase`, the epoll interest and the fd.
 
 use std::io;
-use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::os::{self, Epoll, Interest, SockAddr};
+use crate::os::{self, CallerFd, Epoll, Interest, SockAddr};
 use crate::slots::Entry;
 use crate::udp_address::{UdpAddress, UdpFamily};
 use crate::write_queue::WriteQueue;
@@ -83,37 +83,62 @@ impl Stats {
     }
 }
 
+/// A socket's descriptor, and whose it is.
+#[derive(Debug)]
+pub(crate) enum Descriptor {
+    /// Not set up yet.
+    None,
+    /// Created by the library; closed with the socket.
+    Owned(OwnedFd),
+    /// Handed in by socket_server_bind: the caller's (see `Socket::close_fd`).
+    Caller(CallerFd),
+}
+
+/// One socket, behind its slot's mutex (the socket's lock). Every field is read and written
+/// under that lock; "writer" names the threads that change it (see `src/CONCURRENCY.md`).
 pub(crate) struct Socket {
+    /// Writer: none (set at reservation).
     pub id: i32,
-    /// The owning service.
+    /// The owning service. Writer: the poll thread (start).
     pub opaque: usize,
-    /// -1 until the poll thread sets the socket up.
-    pub fd: RawFd,
-    /// False for a descriptor wrapped by socket_server_bind: its file may have other fds.
-    pub owns_fd: bool,
-    /// Sockets get MSG_NOSIGNAL sends; a bound pipe or tty gets plain writes.
+    /// None until the poll thread sets the socket up. Writer: the poll thread.
+    pub descriptor: Descriptor,
+    /// Sockets get MSG_NOSIGNAL sends; a bound pipe or tty gets plain writes. Writer: the poll
+    /// thread (bind).
     pub is_socket: bool,
+    /// Writer: none (set at reservation).
     pub transport: Transport,
+    /// Writer: the poll thread.
     pub phase: Phase,
-    /// The owner closed it; it closes for good once the queue drains.
+    /// The owner closed it; it closes for good once the queue drains. Writer: the poll thread.
     pub closing: bool,
-    /// Whether the fd is in epoll, and what epoll is asked for.
+    /// Whether the fd is in epoll, and what epoll is asked for. Writer: the poll thread.
     pub registered: bool,
     pub interest: Interest,
+    /// Writers: the poll thread (sends it applies, flushing), workers (the rest of a direct
+    /// write, appending to a congested socket).
     pub queue: WriteQueue,
     /// Send commands issued for this socket that the poll thread has not applied yet. Direct
-    /// writes wait for zero, so they can never overtake queued data.
+    /// writes wait for zero, so they can never overtake queued data. Writers: workers add,
+    /// the poll thread subtracts.
     pub pending_sends: u32,
-    /// UDP default destination.
+    /// UDP default destination. Writers: the worker that reserves it (udp_dial), then the
+    /// poll thread (udp_connect applied).
     pub udp_dest: Option<UdpAddress>,
     /// udp_connect calls whose new destination is not applied yet: no direct writes until 0.
+    /// Writers: workers add (and take back a failed lookup), the poll thread subtracts.
     pub udp_connecting: u32,
+    /// The next read's size. Writer: the poll thread (while a reader holds a newer value, the
+    /// reader's is the true one; `Readers::lock` writes it back).
     pub read_size: usize,
+    /// Bytes read and time of the last read, readable without this lock. Writer: the poll
+    /// thread.
     pub stats: Arc<Stats>,
-    /// Bytes written and the time of the last write (socket_info).
+    /// Bytes written and the time of the last write (socket_info). Writer: whoever writes.
     pub written: u64,
     pub wtime: u64,
-    /// What socket_info names: a connection's peer, a listener's own address.
+    /// What socket_info names: a connection's peer, a listener's own address. Writer: the
+    /// poll thread.
     pub name_addr: Option<SockAddr>,
 }
 
@@ -122,8 +147,7 @@ impl Socket {
         Socket {
             id,
             opaque,
-            fd: -1,
-            owns_fd: true,
+            descriptor: Descriptor::None,
             is_socket: true,
             transport,
             phase: Phase::Reserved,
@@ -139,6 +163,15 @@ impl Socket {
             written: 0,
             wtime: 0,
             name_addr: None,
+        }
+    }
+
+    /// The descriptor's number, -1 before the poll thread set the socket up.
+    pub(crate) fn fd(&self) -> RawFd {
+        match &self.descriptor {
+            Descriptor::None => -1,
+            Descriptor::Owned(fd) => fd.as_raw_fd(),
+            Descriptor::Caller(fd) => fd.raw(),
         }
     }
 
@@ -204,7 +237,7 @@ impl Socket {
         phase: Phase,
     ) -> io::Result<()> {
         epoll.add(fd.as_raw_fd(), token(self.id), interest)?;
-        self.fd = fd.into_raw_fd();
+        self.descriptor = Descriptor::Owned(fd);
         self.registered = true;
         self.interest = interest;
         self.phase = phase;
@@ -216,14 +249,13 @@ impl Socket {
     pub(crate) fn register_bound(
         &mut self,
         epoll: &Epoll,
-        fd: RawFd,
+        fd: CallerFd,
         interest: Interest,
     ) -> io::Result<()> {
-        epoll.add(fd, token(self.id), interest)?;
-        os::set_nonblocking(fd);
-        self.owns_fd = false;
-        self.is_socket = os::is_socket(fd);
-        self.fd = fd;
+        epoll.add(fd.raw(), token(self.id), interest)?;
+        os::set_nonblocking(fd.raw());
+        self.is_socket = os::is_socket(fd.raw());
+        self.descriptor = Descriptor::Caller(fd);
         self.registered = true;
         self.interest = interest;
         self.phase = Phase::Bound;
@@ -239,7 +271,7 @@ impl Socket {
             return Err(io::Error::from_raw_os_error(libc::EBADF));
         }
         self.interest = interest;
-        epoll.modify(self.fd, token(self.id), interest)
+        epoll.modify(self.fd(), token(self.id), interest)
     }
 
     pub(crate) fn set_reading(&mut self, epoll: &Epoll, read: bool) -> io::Result<()> {
@@ -260,13 +292,20 @@ impl Socket {
 
     /// Closes the fd. A descriptor we created is ours alone, so closing it also ends its epoll
     /// registration. A bound descriptor may share its file with others (stdin and stdout), so
-    /// it leaves epoll explicitly, and stays open unless its phase moved on, as upstream does.
-    pub(crate) fn close_fd(&self, epoll: &Epoll) {
-        if !self.owns_fd && self.registered {
-            let _ = epoll.delete(self.fd);
-        }
-        if self.fd >= 0 && self.phase != Phase::Bound {
-            os::close(self.fd);
+    /// it leaves epoll explicitly; it is the caller's, and stays open unless its phase moved on
+    /// (its peer's EOF, a write error, a close that had to flush), when upstream closes it too.
+    pub(crate) fn close_fd(self, epoll: &Epoll) {
+        match self.descriptor {
+            Descriptor::None => {}
+            Descriptor::Owned(fd) => drop(fd),
+            Descriptor::Caller(fd) => {
+                if self.registered {
+                    let _ = epoll.delete(fd.raw());
+                }
+                if self.phase != Phase::Bound {
+                    drop(fd.adopt());
+                }
+            }
         }
     }
 
@@ -276,7 +315,7 @@ impl Socket {
         self.enter_half_closed(Phase::HalfClosedRead);
         let _ = self.set_reading(epoll, false);
         if !peer_done {
-            let _ = os::shutdown(self.fd, libc::SHUT_RD);
+            let _ = os::shutdown(self.fd(), libc::SHUT_RD);
         }
     }
 
@@ -285,7 +324,7 @@ impl Socket {
     /// so its peer's address is taken now, while the kernel still knows it.
     pub(crate) fn enter_half_closed(&mut self, phase: Phase) {
         if self.phase == Phase::Bound && self.name_addr.is_none() {
-            self.name_addr = os::peer_addr(self.fd);
+            self.name_addr = os::peer_addr(self.fd());
         }
         self.phase = phase;
     }

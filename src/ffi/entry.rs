@@ -8,9 +8,10 @@ use core::ptr;
 use super::payload;
 use super::types::*;
 use crate::info::InfoEntry;
+use crate::os::CallerFd;
 use crate::os::log::log_error;
 use crate::report::{Report, ReportData};
-use crate::server::{Priority, Server};
+use crate::server::{Priority, SendRefused, Server};
 use crate::udp_address::UdpAddress;
 
 /// Turns the C handle into a reference, or logs and returns `None` for NULL.
@@ -222,7 +223,7 @@ unsafe fn send_with(
     else {
         return -1;
     };
-    status(ss.server.send(id, outgoing, priority))
+    send_status(ss.server.send(id, outgoing, priority))
 }
 
 /// Frees the payload of a send that has no server to go to: it passed to the library all the
@@ -235,11 +236,38 @@ unsafe fn release_payload(buf: *mut socket_sendbuffer, caller: &str) {
     drop(unsafe { payload::take(buf, || None, caller) });
 }
 
-fn status(result: Result<(), ()>) -> c_int {
-    match result {
-        Ok(()) => 0,
-        Err(()) => -1,
+/// A send's answer to C: 0, or -1 with the log line its refusal deserves.
+fn send_status(result: Result<(), SendRefused>) -> c_int {
+    let Err(refused) = result else { return 0 };
+    match refused {
+        SendRefused::InvalidId | SendRefused::Closing | SendRefused::WrongFamily => {}
+        SendRefused::Exiting { first } => {
+            if first {
+                log_error(format_args!(
+                    "socket-server error: send after socket_server_exit refused."
+                ));
+            }
+        }
+        SendRefused::NoDestination { id } => log_error(format_args!(
+            "socket-server : set udp ({id}) error: address first."
+        )),
+        SendRefused::CannotCopy {
+            id,
+            written: 0,
+            uncopied,
+        } => log_error(format_args!(
+            "socket-server error: send to socket {id} refused: cannot allocate a copy of {uncopied} bytes."
+        )),
+        SendRefused::CannotCopy {
+            id,
+            written,
+            uncopied,
+        } => log_error(format_args!(
+            "socket-server error: send to socket {id} refused after {written} of {} bytes: cannot allocate a copy of the other {uncopied}.",
+            written + uncopied
+        )),
     }
+    -1
 }
 
 /// Binds and listens on `host:port` now; returns the new id or -1. Poll then reports
@@ -304,6 +332,15 @@ pub unsafe extern "C" fn socket_server_bind(
     let Some(ss) = (unsafe { server_ref(ss, "socket_server_bind") }) else {
         return -1;
     };
+    if fd < 0 {
+        log_error(format_args!(
+            "socket-server error: socket_server_bind called with fd {fd}."
+        ));
+        return -1;
+    }
+    // SAFETY: socket_server_bind's contract: the descriptor stays open while the socket uses
+    // it, and the library may close it once the socket's state moves on (as upstream does).
+    let fd = unsafe { CallerFd::new(fd) };
     ss.server.bind(opaque, fd)
 }
 
@@ -425,13 +462,13 @@ pub unsafe extern "C" fn socket_server_udp_send(
     };
     if addr.is_null() {
         // As skynet's header documents: no address means the default destination.
-        return status(ss.server.send(id, outgoing, Priority::High));
+        return send_status(ss.server.send(id, outgoing, Priority::High));
     }
     // SAFETY: `addr` is readable for its protocol's length (contract above).
     let Some(addr) = (unsafe { read_udp_address(addr.cast()) }) else {
         return -1;
     };
-    status(ss.server.udp_send(id, &addr, outgoing))
+    send_status(ss.server.udp_send(id, &addr, outgoing))
 }
 
 /// Reads an encoded UDP address: its first byte says how long it is.

@@ -125,3 +125,22 @@ const _: () = {
     assert!(offset_of!(socket_info, next) == 192);
     assert!(size_of::<socket_info>() == 200);
 };
+
+// The core's kinds carry skynet's numbers; these tie them to the C constants above.
+const _: () = {
+    use crate::info::InfoKind;
+    use crate::report::ReportKind;
+    assert!(ReportKind::Data as c_int == SOCKET_DATA);
+    assert!(ReportKind::Close as c_int == SOCKET_CLOSE);
+    assert!(ReportKind::Open as c_int == SOCKET_OPEN);
+    assert!(ReportKind::Accept as c_int == SOCKET_ACCEPT);
+    assert!(ReportKind::Error as c_int == SOCKET_ERR);
+    assert!(ReportKind::Exit as c_int == SOCKET_EXIT);
+    assert!(ReportKind::Udp as c_int == SOCKET_UDP);
+    assert!(ReportKind::Warning as c_int == SOCKET_WARNING);
+    assert!(InfoKind::Listen as c_int == SOCKET_INFO_LISTEN);
+    assert!(InfoKind::Tcp as c_int == SOCKET_INFO_TCP);
+    assert!(InfoKind::Udp as c_int == SOCKET_INFO_UDP);
+    assert!(InfoKind::Bind as c_int == SOCKET_INFO_BIND);
+    assert!(InfoKind::Closing as c_int == SOCKET_INFO_CLOSING);
+};

@@ -4,7 +4,7 @@
 use std::ffi::CStr;
 use std::io::{self, IoSlice};
 use std::mem::{MaybeUninit, size_of, zeroed};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use super::addr::{SockAddr, resolve};
 use super::{owned, syscall};
@@ -46,10 +46,30 @@ pub(crate) fn is_socket(fd: RawFd) -> bool {
     syscall!(fstat(fd, &mut st)).is_ok() && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK
 }
 
-/// Closes a descriptor we own by number (sockets whose fd we track as a plain integer).
-pub(crate) fn close(fd: RawFd) {
-    // SAFETY: the caller owns `fd` and never uses it again.
-    unsafe { libc::close(fd) };
+/// A descriptor the host handed the library with `socket_server_bind` (skynet binds stdin).
+/// It is the caller's: dropping it closes nothing. Only `adopt` makes it the library's.
+#[derive(Debug)]
+pub(crate) struct CallerFd(RawFd);
+
+impl CallerFd {
+    /// # Safety
+    /// `fd` stays open while the library uses it, and the caller accepts that the library
+    /// closes it once the socket's state has moved on from "bound" (socket_server_bind's
+    /// contract, as upstream has it).
+    pub(crate) unsafe fn new(fd: RawFd) -> CallerFd {
+        CallerFd(fd)
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        self.0
+    }
+
+    /// Takes the descriptor over: dropping the result closes it.
+    pub(crate) fn adopt(self) -> OwnedFd {
+        // SAFETY: `new`'s contract lets the library close it, and `self` is consumed, so the
+        // number is owned once.
+        unsafe { OwnedFd::from_raw_fd(self.0) }
+    }
 }
 
 /// Resolves `host` (NULL or "" meaning 0.0.0.0), creates a socket of the first address's

@@ -107,8 +107,8 @@ impl Server {
             }
             Command::NoDelay { id } => {
                 let socket = st.readers.lock(&self.table, id)?;
-                if socket.transport == Transport::Tcp && socket.fd >= 0 {
-                    os::set_nodelay(socket.fd);
+                if socket.transport == Transport::Tcp && socket.fd() >= 0 {
+                    os::set_nodelay(socket.fd());
                 }
                 None
             }
@@ -262,7 +262,7 @@ impl Server {
                 };
                 if was_empty
                     && socket.writable_now()
-                    && let Ok(n) = os::send_to(socket.fd, buf.bytes(), &dest.to_sockaddr())
+                    && let Ok(n) = os::send_to(socket.fd(), buf.bytes(), &dest.to_sockaddr())
                 {
                     let now = self.now();
                     socket.count_write(n, now);

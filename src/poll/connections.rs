@@ -18,7 +18,7 @@ impl Server {
         mut listener: Entry<'_, Socket>,
     ) -> Option<Report> {
         let (listener_id, opaque) = (listener.id, listener.opaque);
-        let (client, peer) = match os::accept(listener.fd) {
+        let (client, peer) = match os::accept(listener.fd()) {
             Ok(accepted) => accepted,
             Err(err) if matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
                 st.next_event += 1;
@@ -29,7 +29,7 @@ impl Server {
                     // Free the spare descriptor to accept and drop the connection, so the
                     // client is not left waiting, then take the spare back.
                     drop(spare);
-                    drop(os::accept(listener.fd));
+                    drop(os::accept(listener.fd()));
                     st.spare_fd = os::spare_fd();
                 } else {
                     // Nothing to shed it with: the connection stays pending, and accepting
@@ -101,7 +101,7 @@ impl Server {
 
     pub(super) fn finish_connect(&self, mut socket: Entry<'_, Socket>) -> Report {
         let (id, opaque) = (socket.id, socket.opaque);
-        let failure = match os::take_socket_error(socket.fd) {
+        let failure = match os::take_socket_error(socket.fd()) {
             Ok(0) => None,
             Ok(code) => Some(os::strerror(code)),
             Err(err) => Some(os::error_text(&err)),

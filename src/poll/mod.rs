@@ -166,7 +166,7 @@ impl Server {
             };
         }
         if event.error {
-            let message = match os::take_socket_error(socket.fd) {
+            let message = match os::take_socket_error(socket.fd()) {
                 Ok(0) => return Some(Report::error(socket.id, socket.opaque, text::UNKNOWN_ERROR)),
                 Ok(code) => os::strerror(code),
                 Err(err) => os::error_text(&err),

@@ -90,7 +90,7 @@ impl Server {
 
     /// Reads a socket that has no reader yet (the lock is dropped across the read itself).
     pub(super) fn read_stream(&self, st: &mut PollState, socket: Entry<'_, Socket>) -> ReadOutcome {
-        let (id, fd, size) = (socket.id, socket.fd, socket.read_size);
+        let (id, fd, size) = (socket.id, socket.fd(), socket.read_size);
         drop(socket);
         let read = read_once(id, fd, size);
         match st.readers.lock(&self.table, id) {

@@ -34,7 +34,7 @@ impl DatagramReader {
         (socket.is_udp() && socket.interest.read && socket.phase == Phase::Connected).then(|| {
             DatagramReader {
                 opaque: socket.opaque,
-                fd: socket.fd,
+                fd: socket.fd(),
                 family: socket.udp_family(),
                 stats: Arc::clone(&socket.stats),
             }
@@ -58,7 +58,7 @@ impl StreamReader {
             Phase::Connected | Phase::HalfClosedWrite | Phase::Bound
         );
         (readable && socket.interest.read && !socket.is_udp()).then(|| StreamReader {
-            fd: socket.fd,
+            fd: socket.fd(),
             opaque: socket.opaque,
             read_size: socket.read_size,
             stats: Arc::clone(&socket.stats),
@@ -126,7 +126,7 @@ impl Readers {
 mod tests {
     use super::*;
     use crate::os::Interest;
-    use crate::socket::Transport;
+    use crate::socket::{Descriptor, Transport};
     use crate::udp_address::UdpFamily;
 
     fn reading_socket(table: &SlotTable<Socket>, transport: Transport) -> i32 {
@@ -134,7 +134,8 @@ mod tests {
             .reserve(|id| Socket::reserved(id, 7, transport))
             .unwrap();
         let mut socket = table.lock(id).unwrap();
-        socket.fd = 100 + id;
+        let file = std::fs::File::open("/dev/null").unwrap();
+        socket.descriptor = Descriptor::Owned(file.into());
         socket.phase = Phase::Connected;
         socket.interest = Interest {
             read: true,
@@ -148,9 +149,10 @@ mod tests {
         let table = SlotTable::default();
         let id = reading_socket(&table, Transport::Tcp);
         let mut readers = Readers::default();
+        let fd = table.lock(id).unwrap().fd();
         assert!(readers.start(&table.lock(id).unwrap()));
         let reader = readers.stream(id).unwrap();
-        assert_eq!((reader.fd, reader.opaque), (100 + id, 7));
+        assert_eq!((reader.fd, reader.opaque), (fd, 7));
         reader.read_size = 4096;
         let socket = readers.lock(&table, id).unwrap();
         assert_eq!(socket.read_size, 4096);

@@ -20,7 +20,7 @@ impl Server {
         if !socket.writable_now() {
             return AfterFlush::Keep(None);
         }
-        let (id, fd) = (socket.id, socket.fd);
+        let (id, fd) = (socket.id, socket.fd());
         let (written, end) = match socket.transport {
             Transport::Tcp => {
                 let is_socket = socket.is_socket;
