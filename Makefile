@@ -85,3 +85,4 @@ clean:
 -include c_tests/tests.mk
 -include bench/bench.mk
 -include stress/stress.mk
+-include difftest/difftest.mk
