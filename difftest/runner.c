@@ -249,6 +249,16 @@ bound_open(const struct bound *b) {
 	return fcntl(b->fd, F_GETFD) >= 0 && fd_ino(b->fd) == b->ino;
 }
 
+/* The library's end of the pipe whose other end is `fd` is still open. */
+static int
+bound_open_fd_of_pipe(int fd) {
+	ino_t ino = fd_ino(fd);
+	for (int i = 0; i < bound_n; i++)
+		if (bounds[i].ino == ino && bound_open(&bounds[i]))
+			return 1;
+	return 0;
+}
+
 static int
 bound_ino(ino_t ino) {
 	for (int i = 0; i < bound_n; i++)
@@ -391,9 +401,21 @@ closed_port(int fam, int type) {
 	return port;
 }
 
+/* Pipe read ends kept open until the end (see peer_drop). */
+static int parked[64];
+static int parked_n;
+
+static int bound_open_fd_of_pipe(int fd);
+
 static void
 peer_drop(int p) {
-	if (P[p].fd >= 0)
+	/* Closing the read end of a pipe whose write end the library holds makes that end
+	   report EPOLLERR forever: both implementations then return ERR in a hot loop, and how
+	   many depends on time. Such a read end stays open until the end of the run. */
+	if (P[p].fd >= 0 && P[p].kind == PEER_PIPE_READ && bound_open_fd_of_pipe(P[p].fd) &&
+		parked_n < 64)
+		parked[parked_n++] = P[p].fd;
+	else if (P[p].fd >= 0)
 		close(P[p].fd);
 	memset(&P[p], 0, sizeof(P[p]));
 	P[p].fd = -1;
@@ -564,7 +586,14 @@ static unsigned char inv_done[ID_SLOTS];      /* CLOSE seen after our close/shut
 
 static int
 id_slot(int id) {
-	return id >= 0 && id < ID_SLOTS ? id : ID_SLOTS - 1;
+	/* issued ids stay small; the made-up ones get slots of their own */
+	if (id >= 0 && id < 2048)
+		return id;
+	if (id >= NEVER_ISSUED - 1 && id < NEVER_ISSUED + NSOCK)
+		return 2048 + id - NEVER_ISSUED + 1;
+	if (id >= 65536 && id < 65536 + 1024)
+		return 3072 + id - 65536;
+	return ID_SLOTS - 1;
 }
 
 /* Facts about the runner's own calls that known_differences.txt rules refer to. */
@@ -581,7 +610,9 @@ check_invariants(const struct rec *r) {
 	if (r->type == SOCKET_EXIT)
 		return;
 	int s = id_slot(r->id);
-	if (inv_done[s])
+	/* a call on the stale id is answered with ERR "invalid socket": a reply, not an event */
+	int reply = r->type == SOCKET_ERR && r->data && strcmp(r->data, "invalid socket") == 0;
+	if (inv_done[s] && !reply)
 		violation("%s for id %d after the CLOSE of its own close", type_name(r->type), r->id);
 	if (r->type == SOCKET_CLOSE) {
 		if (++inv_closes[s] > 1)
@@ -1421,6 +1452,8 @@ main(int argc, char **argv) {
 	}
 	for (int p = 0; p < NPEER; p++)
 		peer_drop(p);
+	for (int i = 0; i < parked_n; i++)
+		close(parked[i]);
 	int left = count_fds() - base_fds;
 	out("  descriptors vs baseline: %+d\n", left);
 	if (left != 0)
