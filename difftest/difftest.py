@@ -253,6 +253,11 @@ def cmd_diff(args, keep_going=False):
                     f.write(f"seeds {' '.join(map(str, v))}\n{k}\n\n")
             continue
         seen[sig] = [seed]
+        if keep_going and args.no_shrink:
+            with open(os.path.join(args.out, "signatures.txt"), "w") as f:
+                for k, v in seen.items():
+                    f.write(f"seeds {' '.join(map(str, v))}\n{k}\n\n")
+            continue
         steps = shrink(pair, seed, log=(lambda m: print(m, flush=True)) if args.verbose else (lambda m: None))
         if keep_going:
             path = os.path.join(args.out, f"seed-{seed}.txt")
@@ -324,6 +329,8 @@ def main():
         p.add_argument("--first", type=int, default=1)
         if name == "sweep":
             p.add_argument("--out", required=True)
+            p.add_argument("--no-shrink", action="store_true",
+                           help="only group differing seeds by signature (signatures.txt)")
     p = sub.add_parser("repeat")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--times", type=int, default=20)
