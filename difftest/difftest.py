@@ -132,12 +132,20 @@ class Pair:
         b, _, _ = run(self.other, seed, steps)
         return a, b
 
-    def differs(self, seed, steps=None, times=1):
-        """True when the normalised traces differ `times` times in a row."""
+    def differs(self, seed, steps=None, times=1, match=None):
+        """True when the normalised traces differ `times` times in a row (with `match`, a
+        regular expression: only when a differing line matches it, so shrinking keeps the
+        difference one is after rather than any other the program also shows)."""
         for _ in range(times):
             a, b = self.traces(seed, steps)
-            if normalise(a, self.rules) == normalise(b, self.rules):
+            na, nb = normalise(a, self.rules), normalise(b, self.rules)
+            if na == nb:
                 return False
+            if match is not None:
+                changed = [l for l in difflib.unified_diff(na, nb, lineterm="", n=0)
+                           if l[:1] in "+-" and l[:3] not in ("+++", "---")]
+                if not any(re.search(match, l) for l in changed):
+                    return False
         return True
 
 
@@ -165,7 +173,7 @@ def ddmin(steps, fails):
     return steps
 
 
-def shrink(pair, seed, log=print):
+def shrink(pair, seed, log=print, match=None):
     total = step_count(pair.ours, seed)
     tried = {}
 
@@ -173,7 +181,7 @@ def shrink(pair, seed, log=print):
         key = tuple(s)
         if key not in tried:
             # twice, so a one-off timing accident cannot steer the shrinking
-            tried[key] = pair.differs(seed, list(s), times=2)
+            tried[key] = pair.differs(seed, list(s), times=2, match=match)
             log(f"  shrink: {len(s)} steps -> {'differs' if tried[key] else 'same'}")
         return tried[key]
 
@@ -258,7 +266,8 @@ def cmd_diff(args, keep_going=False):
                 for k, v in seen.items():
                     f.write(f"seeds {' '.join(map(str, v))}\n{k}\n\n")
             continue
-        steps = shrink(pair, seed, log=(lambda m: print(m, flush=True)) if args.verbose else (lambda m: None))
+        steps = shrink(pair, seed, log=(lambda m: print(m, flush=True)) if args.verbose else (lambda m: None),
+                       match=args.match)
         if keep_going:
             path = os.path.join(args.out, f"seed-{seed}.txt")
             with open(path, "w") as f:
@@ -327,6 +336,8 @@ def main():
         p = sub.add_parser(name)
         p.add_argument("--seeds", type=int, default=200)
         p.add_argument("--first", type=int, default=1)
+        if name != "check":
+            p.add_argument("--match", help="shrink keeping a differing line that matches this")
         if name == "sweep":
             p.add_argument("--out", required=True)
             p.add_argument("--no-shrink", action="store_true",

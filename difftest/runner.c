@@ -40,7 +40,7 @@
 #include <unistd.h>
 
 #define OPAQUE_BASE 0x100
-#define SMALL_BUF 16384       /* SO_SNDBUF/SO_RCVBUF on congestible TCP connections */
+#define SMALL_BUF 131072      /* SO_SNDBUF/SO_RCVBUF on TCP sockets: fixed, no autotuning; above the loopback MSS (65483) so that a drained receiver always reopens its window */
 #define SETTLE_MAX_MS 4000    /* a step that never settles is reported, not waited on */
 #define NEVER_ISSUED 50000    /* base of the ids an unset handle stands for */
 
@@ -845,8 +845,19 @@ peer_read_some(int p, long want) {
 		   everything settled, either more is readable or nothing more will come */
 		settle();
 		struct pollfd pf = { q->fd, POLLIN, 0 };
-		if (poll(&pf, 1, 0) != 1)
+		if (poll(&pf, 1, 0) == 1)
+			continue;
+		/* Bytes the library's end holds unsent while this end is drained: the kernel owes
+		   a window update (at worst the zero-window probe brings it), so wait for them. */
+		int lib = q->kind == PEER_TCP ? library_fd_of(q->fd) : -1;
+		int unsent = 0;
+		if (lib < 0 || ioctl(lib, SIOCOUTQNSD, &unsent) != 0 || unsent == 0)
 			break;
+		if (poll(&pf, 1, tmo(3000)) != 1) {
+			fprintf(stderr, "difftest: P%d: %d bytes unsent at the library's end, none came\n",
+				p, unsent);
+			break;
+		}
 	}
 	if (eof)
 		q->eof = 1;
