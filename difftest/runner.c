@@ -599,6 +599,8 @@ id_slot(int id) {
 /* Facts about the runner's own calls that known_differences.txt rules refer to. */
 static unsigned char udp_dialed[ID_SLOTS]; /* udp_dial created it, or udp_connect was called */
 static unsigned char udp_socket[ID_SLOTS]; /* created by udp/udp_listen/udp_dial */
+static unsigned char udp_dest[ID_SLOTS];   /* given a destination of its own family */
+static unsigned char udp_fam[ID_SLOTS];    /* 4 or 6, as created */
 
 static void
 note_own_close(int id) {
@@ -1090,8 +1092,10 @@ run_step(const struct step *s, int k) {
 		int r = s->op == OP_UDP ? socket_server_udp(F.ss, OPAQUE_BASE, host, port)
 					: socket_server_udp_listen(F.ss, OPAQUE_BASE, host, port);
 		ret_id(r);
-		if (r > 0)
+		if (r > 0) {
 			udp_socket[id_slot(r)] = 1;
+			udp_fam[id_slot(r)] = (unsigned char)(host ? s->b : 4);
+		}
 		set_handle(s->a, r, host ? s->b : 4);
 		S[s->a].port = port;
 		if (port)
@@ -1102,8 +1106,10 @@ run_step(const struct step *s, int k) {
 		int port = P[s->c].kind == PEER_UDP ? P[s->c].port : closed_port(s->b, SOCK_DGRAM);
 		int r = socket_server_udp_dial(F.ss, OPAQUE_BASE, ip_of(s->b), port);
 		ret_id(r);
-		if (r > 0)
-			udp_socket[id_slot(r)] = udp_dialed[id_slot(r)] = 1;
+		if (r > 0) {
+			udp_socket[id_slot(r)] = udp_dialed[id_slot(r)] = udp_dest[id_slot(r)] = 1;
+			udp_fam[id_slot(r)] = (unsigned char)s->b;
+		}
 		set_handle(s->a, r, s->b);
 		break;
 	}
@@ -1112,6 +1118,8 @@ run_step(const struct step *s, int k) {
 		int r = socket_server_udp_connect(F.ss, sid(s->a), ip_of(s->b), port);
 		out("  -> %d\n", r);
 		udp_dialed[id_slot(sid(s->a))] = 1;
+		if (r == 0 && udp_fam[id_slot(sid(s->a))] == s->b)
+			udp_dest[id_slot(sid(s->a))] = 1;
 		break;
 	}
 	case OP_UDP_SEND: {
@@ -1158,7 +1166,7 @@ run_step(const struct step *s, int k) {
 				idb, v[i]->type, op, (unsigned long long)v[i]->read,
 				(long long)v[i]->write + (long long)v[i]->wbuffer,
 				(unsigned long long)v[i]->rtime, v[i]->wtime ? "set" : "0", v[i]->reading,
-				v[i]->writing, udp_socket[sl] && !udp_dialed[sl] ? " (no udp destination)" : "",
+				v[i]->writing, udp_socket[sl] && !udp_dest[sl] ? " (no udp destination)" : "",
 				name);
 		}
 		socket_info_release(list);
