@@ -4,6 +4,8 @@
 #   make test     every check: format, lint, Rust unit tests, ABI and export checks, C tests
 #                 (directly and under valgrind), the skynet-shaped stress run (directly, ~30 s,
 #                 and under valgrind memcheck); more sanitizer runs: see stress/README.md
+#   make difftest OTHER=/path/impl.o SEEDS=N   random programs, ours against another
+#                 implementation, first difference shrunk (difftest/README.md)
 #   make bench    benchmarks, ours against a raw-epoll floor (OTHER=/path/impl.o adds another
 #                 implementation of the ABI); see bench/README.md
 
@@ -49,7 +51,7 @@ demo: $(LIB) $(HEADER)
 	./$(BUILD)/echo_demo
 
 test: check-format lint unit all check-header check-abi check-exports ctest-plain ctest-valgrind \
-		stress stress-memcheck
+		difftest-check stress stress-memcheck
 	@echo "make test: all checks passed"
 
 check-format:
@@ -85,3 +87,4 @@ clean:
 -include c_tests/tests.mk
 -include bench/bench.mk
 -include stress/stress.mk
+-include difftest/difftest.mk
