@@ -410,6 +410,31 @@ single_large_send_raises_no_warning(void) {
 	fixture_finish(&f);
 }
 
+static void
+single_large_low_priority_send_warns(void) {
+	struct fixture f;
+	fixture_init(&f);
+	int peer;
+	int id = connected_pair(&f, OWNER, "127.0.0.1", 4096, &peer);
+	/* a low priority send is never written by the caller: the poll thread queues it (writing
+	   what the kernel takes at once), so 4 MiB queued there warn, then drain to 0 */
+	unsigned char *p = malloc(4 * MiB);
+	fill_pattern(p, 4 * MiB, 3, 0);
+	CHECK_INT(send_raw_low(f.ss, id, p, 4 * MiB), 0);
+	free(p);
+	struct ev *e = take_event(&f, id, T_EVENT);
+	CHECK(e && e->type == SOCKET_WARNING && e->ud >= 2048);
+	struct bytes b = { 0 };
+	peer_read(peer, &b, 4 * MiB, tmo(10000), NULL);
+	CHECK_INT(b.n, 4 * MiB);
+	CHECK(check_pattern(b.p, b.n, 3, 0) == (size_t)-1);
+	EXPECT(&f, SOCKET_WARNING, id, OWNER, 0, NULL);
+	EXPECT_NO_EVENT(&f, id, quiet(100));
+	bytes_free(&b);
+	close(peer);
+	fixture_finish(&f);
+}
+
 /* ---- sends that return 0 and are dropped */
 
 static void
@@ -503,6 +528,7 @@ main(void) {
 		TEST(high_sends_overtake_queued_low_sends),
 		TEST(warnings_double_from_1mib_then_report_0_after_drain),
 		TEST(single_large_send_raises_no_warning),
+		TEST(single_large_low_priority_send_warns),
 		TEST(send_to_a_listener_is_dropped_and_logged),
 		TEST(send_to_an_accepted_socket_before_start_is_dropped),
 		TEST(low_priority_send_to_a_closing_socket_is_dropped),

@@ -77,6 +77,12 @@ pub(crate) fn on_write_error(phase: Phase, closing: bool) -> WriteError {
     }
 }
 
+/// EPOLLERR reports ERR with the socket's pending error, unless a failed write already
+/// reported one: a write error is reported once (the hang-up that follows closes it).
+pub(crate) fn error_event_reports(phase: Phase) -> bool {
+    phase != Phase::HalfClosedWrite
+}
+
 /// EPOLLHUP closes the socket; CLOSE is reported unless the read side already reported it.
 pub(crate) fn hangup_reports_close(phase: Phase) -> bool {
     phase != Phase::HalfClosedRead
@@ -179,6 +185,13 @@ mod tests {
             on_write_error(Phase::HalfClosedRead, true),
             WriteError::CloseSilently
         );
+    }
+
+    #[test]
+    fn an_error_event_after_a_failed_write_is_not_a_second_err() {
+        assert!(error_event_reports(Phase::Connected));
+        assert!(error_event_reports(Phase::HalfClosedRead));
+        assert!(!error_event_reports(Phase::HalfClosedWrite));
     }
 
     #[test]

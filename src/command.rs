@@ -12,67 +12,68 @@ use parking_lot::Mutex;
 
 use crate::os::{CallerFd, EventFd, SockAddr};
 use crate::send_buffer::SendBuffer;
+use crate::slots::SocketId;
 use crate::udp_address::UdpAddress;
 use crate::write_queue::{Priority, Warning};
 
 pub(crate) enum Command {
     Listen {
-        id: i32,
+        id: SocketId,
         fd: OwnedFd,
         addr: SockAddr,
     },
     Connect {
-        id: i32,
+        id: SocketId,
         host: CString,
         port: i32,
     },
     Bind {
-        id: i32,
+        id: SocketId,
         fd: CallerFd,
     },
     Start {
-        id: i32,
+        id: SocketId,
         opaque: usize,
     },
     Pause {
-        id: i32,
+        id: SocketId,
     },
     Close {
-        id: i32,
+        id: SocketId,
         shutdown: bool,
     },
     Send {
-        id: i32,
+        id: SocketId,
         buf: SendBuffer,
         priority: Priority,
         to: Option<UdpAddress>,
     },
     /// A direct write left data queued: watch for writability.
     EnableWrite {
-        id: i32,
+        id: SocketId,
     },
     /// A worker's append passed a WARNING threshold; poll reports it.
     Warning {
-        id: i32,
+        id: SocketId,
         warning: Warning,
     },
     SetUdpDest {
-        id: i32,
+        id: SocketId,
         addr: UdpAddress,
     },
     OpenUdp {
-        id: i32,
+        id: SocketId,
         fd: OwnedFd,
     },
     NoDelay {
-        id: i32,
+        id: SocketId,
     },
     Exit,
 }
 
 impl Command {
     /// The socket the command is about (none for Exit).
-    pub(crate) fn id(&self) -> Option<i32> {
+    pub(crate) fn id(&self) -> Option<SocketId> {
         match *self {
             Command::Listen { id, .. }
             | Command::Connect { id, .. }
@@ -166,8 +167,10 @@ mod tests {
     #[test]
     fn commands_come_out_in_the_order_they_went_in() {
         let q = queue();
-        for id in 1..=3 {
-            q.push(Command::Pause { id });
+        for raw in 1..=3 {
+            q.push(Command::Pause {
+                id: SocketId::from_raw(raw),
+            });
         }
         let mut out = VecDeque::new();
         q.take_all(&mut out);
@@ -175,7 +178,7 @@ mod tests {
             .iter()
             .map(|c| {
                 if let Command::Pause { id } = c {
-                    *id
+                    id.raw()
                 } else {
                     0
                 }

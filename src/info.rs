@@ -2,6 +2,7 @@
 //! socket, read under each socket's lock so a concurrent close can never be seen half-done.
 
 use crate::os;
+use crate::slots::SocketId;
 use crate::socket::{Phase, Socket, Transport};
 
 /// socket_info kinds, with skynet's numbers.
@@ -15,7 +16,7 @@ pub(crate) enum InfoKind {
 }
 
 pub(crate) struct InfoEntry {
-    pub id: i32,
+    pub id: SocketId,
     pub kind: InfoKind,
     pub opaque: usize,
     pub read: u64,

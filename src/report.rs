@@ -3,6 +3,7 @@
 use std::ffi::CStr;
 
 use crate::os::heap::CBuf;
+use crate::slots::SocketId;
 
 /// Result types, with skynet's numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,7 +30,7 @@ pub(crate) enum ReportData {
 
 pub(crate) struct Report {
     pub kind: ReportKind,
-    pub id: i32,
+    pub id: SocketId,
     pub opaque: usize,
     pub ud: i32,
     pub data: ReportData,
@@ -52,7 +53,7 @@ pub(crate) mod text {
 }
 
 impl Report {
-    fn new(kind: ReportKind, id: i32, opaque: usize, ud: i32, data: ReportData) -> Report {
+    fn new(kind: ReportKind, id: SocketId, opaque: usize, ud: i32, data: ReportData) -> Report {
         Report {
             kind,
             id,
@@ -63,45 +64,51 @@ impl Report {
     }
 
     pub(crate) fn exit() -> Report {
-        Report::new(ReportKind::Exit, 0, 0, 0, ReportData::None)
+        Report::new(
+            ReportKind::Exit,
+            SocketId::from_raw(0),
+            0,
+            0,
+            ReportData::None,
+        )
     }
 
-    pub(crate) fn close(id: i32, opaque: usize) -> Report {
+    pub(crate) fn close(id: SocketId, opaque: usize) -> Report {
         Report::new(ReportKind::Close, id, opaque, 0, ReportData::None)
     }
 
-    pub(crate) fn open(id: i32, opaque: usize, ud: i32, data: ReportData) -> Report {
+    pub(crate) fn open(id: SocketId, opaque: usize, ud: i32, data: ReportData) -> Report {
         Report::new(ReportKind::Open, id, opaque, ud, data)
     }
 
-    pub(crate) fn open_static(id: i32, opaque: usize, text: &'static CStr) -> Report {
+    pub(crate) fn open_static(id: SocketId, opaque: usize, text: &'static CStr) -> Report {
         Report::open(id, opaque, 0, ReportData::Static(text))
     }
 
-    pub(crate) fn error(id: i32, opaque: usize, text: &'static CStr) -> Report {
+    pub(crate) fn error(id: SocketId, opaque: usize, text: &'static CStr) -> Report {
         Report::new(ReportKind::Error, id, opaque, 0, ReportData::Static(text))
     }
 
-    pub(crate) fn error_text(id: i32, opaque: usize, text: String) -> Report {
+    pub(crate) fn error_text(id: SocketId, opaque: usize, text: String) -> Report {
         Report::new(ReportKind::Error, id, opaque, 0, ReportData::Text(text))
     }
 
     pub(crate) fn accept(
-        listener: i32,
+        listener: SocketId,
         opaque: usize,
-        new_id: i32,
+        new_id: SocketId,
         peer: Option<String>,
     ) -> Report {
         Report::new(
             ReportKind::Accept,
             listener,
             opaque,
-            new_id,
+            new_id.raw(),
             peer.map_or(ReportData::None, ReportData::Text),
         )
     }
 
-    pub(crate) fn data(id: i32, opaque: usize, len: usize, bytes: CBuf) -> Report {
+    pub(crate) fn data(id: SocketId, opaque: usize, len: usize, bytes: CBuf) -> Report {
         Report::new(
             ReportKind::Data,
             id,
@@ -111,7 +118,7 @@ impl Report {
         )
     }
 
-    pub(crate) fn udp(id: i32, opaque: usize, len: usize, bytes: CBuf) -> Report {
+    pub(crate) fn udp(id: SocketId, opaque: usize, len: usize, bytes: CBuf) -> Report {
         Report::new(
             ReportKind::Udp,
             id,
@@ -121,7 +128,7 @@ impl Report {
         )
     }
 
-    pub(crate) fn warning(id: i32, opaque: usize, kib: usize) -> Report {
+    pub(crate) fn warning(id: SocketId, opaque: usize, kib: usize) -> Report {
         Report::new(
             ReportKind::Warning,
             id,

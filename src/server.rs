@@ -12,7 +12,7 @@ use crate::info::{self, InfoEntry};
 use crate::os::{self, CallerFd, Epoll, EventFd};
 use crate::send_buffer::Outgoing;
 use crate::send_buffer::{CopyFailed, SendBuffer};
-use crate::slots::{Entry, SlotTable};
+use crate::slots::{Entry, SlotTable, SocketId};
 use crate::socket::{Socket, Transport};
 use crate::udp_address::{UdpAddress, UdpFamily};
 
@@ -52,7 +52,7 @@ impl Server {
         self.time.load(Ordering::Relaxed)
     }
 
-    fn reserve(&self, opaque: usize, transport: Transport) -> Option<i32> {
+    fn reserve(&self, opaque: usize, transport: Transport) -> Option<SocketId> {
         self.table
             .reserve(|id| Socket::reserved(id, opaque, transport))
     }
@@ -77,58 +77,50 @@ impl Server {
         host: Option<&CStr>,
         port: i32,
         backlog: i32,
-    ) -> i32 {
+    ) -> Option<SocketId> {
         let (fd, _) = match os::bind_address(host, port, libc::SOCK_STREAM) {
             Ok(bound) => bound,
-            Err(_) => return -1,
+            Err(_) => return None,
         };
         if os::listen(fd.as_raw_fd(), backlog).is_err() {
-            return -1;
+            return None;
         }
-        let Some(addr) = os::local_addr(fd.as_raw_fd()) else {
-            return -1;
-        };
-        let Some(id) = self.reserve(opaque, Transport::Tcp) else {
-            return -1;
-        };
+        let addr = os::local_addr(fd.as_raw_fd())?;
+        let id = self.reserve(opaque, Transport::Tcp)?;
         self.commands.push(Command::Listen { id, fd, addr });
-        id
+        Some(id)
     }
 
-    pub(crate) fn connect(&self, opaque: usize, host: &CStr, port: i32) -> i32 {
-        let Some(id) = self.reserve(opaque, Transport::Tcp) else {
-            return -1;
-        };
+    pub(crate) fn connect(&self, opaque: usize, host: &CStr, port: i32) -> Option<SocketId> {
+        let id = self.reserve(opaque, Transport::Tcp)?;
         self.commands.push(Command::Connect {
             id,
             host: host.to_owned(),
             port,
         });
-        id
+        Some(id)
     }
 
-    pub(crate) fn bind(&self, opaque: usize, fd: CallerFd) -> i32 {
-        let Some(id) = self.reserve(opaque, Transport::Tcp) else {
-            return -1;
-        };
+    pub(crate) fn bind(&self, opaque: usize, fd: CallerFd) -> Option<SocketId> {
+        let id = self.reserve(opaque, Transport::Tcp)?;
         self.commands.push(Command::Bind { id, fd });
-        id
+        Some(id)
     }
 
-    pub(crate) fn start(&self, opaque: usize, id: i32) {
+    pub(crate) fn start(&self, opaque: usize, id: SocketId) {
         self.commands.push(Command::Start { id, opaque });
     }
 
-    pub(crate) fn pause(&self, _opaque: usize, id: i32) {
+    pub(crate) fn pause(&self, _opaque: usize, id: SocketId) {
         self.commands.push(Command::Pause { id });
     }
 
     /// The opaque given to close is not used: CLOSE carries the socket's current owner.
-    pub(crate) fn close(&self, _opaque: usize, id: i32, shutdown: bool) {
+    pub(crate) fn close(&self, _opaque: usize, id: SocketId, shutdown: bool) {
         self.commands.push(Command::Close { id, shutdown });
     }
 
-    pub(crate) fn nodelay(&self, id: i32) {
+    pub(crate) fn nodelay(&self, id: SocketId) {
         self.commands.push(Command::NoDelay { id });
     }
 
@@ -137,7 +129,7 @@ impl Server {
     /// either way.
     pub(crate) fn send(
         &self,
-        id: i32,
+        id: SocketId,
         outgoing: Outgoing<'_>,
         priority: Priority,
     ) -> Result<(), SendRefused> {
@@ -151,7 +143,9 @@ impl Server {
         if socket.is_udp() && socket.udp_dest.is_none() && socket.udp_connecting == 0 {
             return Err(SendRefused::NoDestination { id });
         }
-        if socket.can_write_directly() {
+        // A low priority send always goes through the poll thread, as upstream's does: a large
+        // one must queue there and raise WARNING (a direct write's rest never does).
+        if priority == Priority::High && socket.can_write_directly() {
             return self.write_directly(socket, outgoing, None);
         }
         if socket.can_append_directly() {
@@ -194,7 +188,7 @@ impl Server {
     /// Sends a datagram to `to`. Refused for an invalid id or an address of the other family.
     pub(crate) fn udp_send(
         &self,
-        id: i32,
+        id: SocketId,
         to: &UdpAddress,
         outgoing: Outgoing<'_>,
     ) -> Result<(), SendRefused> {
@@ -272,38 +266,48 @@ impl Server {
         Ok(())
     }
 
-    pub(crate) fn udp(&self, opaque: usize, host: Option<&CStr>, port: i32) -> i32 {
+    pub(crate) fn udp(&self, opaque: usize, host: Option<&CStr>, port: i32) -> Option<SocketId> {
         if port != 0 || host.is_some() {
             self.udp_bound(opaque, host, port)
         } else {
             match os::udp_socket(libc::AF_INET) {
                 Ok(fd) => self.open_udp(opaque, fd, UdpFamily::V4, None),
-                Err(_) => -1,
+                Err(_) => None,
             }
         }
     }
 
-    pub(crate) fn udp_listen(&self, opaque: usize, host: Option<&CStr>, port: i32) -> i32 {
+    pub(crate) fn udp_listen(
+        &self,
+        opaque: usize,
+        host: Option<&CStr>,
+        port: i32,
+    ) -> Option<SocketId> {
         if port == 0 {
-            return -1;
+            return None;
         }
         self.udp_bound(opaque, host, port)
     }
 
-    fn udp_bound(&self, opaque: usize, host: Option<&CStr>, port: i32) -> i32 {
+    fn udp_bound(&self, opaque: usize, host: Option<&CStr>, port: i32) -> Option<SocketId> {
         match os::bind_address(host, port, libc::SOCK_DGRAM) {
             Ok((fd, addr)) => self.open_udp(opaque, fd, UdpFamily::of(&addr), None),
-            Err(_) => -1,
+            Err(_) => None,
         }
     }
 
-    pub(crate) fn udp_dial(&self, opaque: usize, host: Option<&CStr>, port: i32) -> i32 {
+    pub(crate) fn udp_dial(
+        &self,
+        opaque: usize,
+        host: Option<&CStr>,
+        port: i32,
+    ) -> Option<SocketId> {
         let Ok(addrs) = os::resolve(host, port, libc::SOCK_DGRAM) else {
-            return -1;
+            return None;
         };
         let dest = addrs[0];
         let Ok(fd) = os::udp_socket(dest.family()) else {
-            return -1;
+            return None;
         };
         self.open_udp(
             opaque,
@@ -319,22 +323,22 @@ impl Server {
         fd: std::os::fd::OwnedFd,
         family: UdpFamily,
         dest: Option<UdpAddress>,
-    ) -> i32 {
-        let Some(id) = self.table.reserve(|id| {
+    ) -> Option<SocketId> {
+        let id = self.table.reserve(|id| {
             let mut socket = Socket::reserved(id, opaque, Transport::Udp(family));
             socket.udp_dest = dest;
             socket
-        }) else {
-            return -1;
-        };
+        })?;
         self.commands.push(Command::OpenUdp { id, fd });
-        id
+        Some(id)
     }
 
-    pub(crate) fn udp_connect(&self, id: i32, host: Option<&CStr>, port: i32) -> i32 {
+    /// Sets the default destination of UDP socket `id`; false for an invalid id or a failed
+    /// lookup (a family mismatch is reported later, by the poll thread).
+    pub(crate) fn udp_connect(&self, id: SocketId, host: Option<&CStr>, port: i32) -> bool {
         {
             let Some(mut socket) = self.table.lock(id) else {
-                return -1;
+                return false;
             };
             // No direct write may use the old destination from here on.
             socket.udp_connecting += 1;
@@ -346,10 +350,10 @@ impl Server {
             if let Some(mut socket) = self.table.lock(id) {
                 socket.udp_connecting -= 1;
             }
-            return -1;
+            return false;
         };
         self.commands.push(Command::SetUdpDest { id, addr });
-        0
+        true
     }
 
     /// Visits a snapshot of every listed socket, each taken under its lock; `visit` runs
@@ -368,7 +372,7 @@ pub(crate) enum SendRefused {
     /// Closing: its owner closed it (high priority sends).
     Closing,
     /// A UDP socket with no default destination.
-    NoDestination { id: i32 },
+    NoDestination { id: SocketId },
     /// A UDP address of the socket's other family.
     WrongFamily,
     /// After socket_server_exit; `first` for the first such refusal of the server.
@@ -376,14 +380,14 @@ pub(crate) enum SendRefused {
     /// Bytes the caller keeps could not be copied; `written` of them went out directly
     /// before, `uncopied` were left.
     CannotCopy {
-        id: i32,
+        id: SocketId,
         written: usize,
         uncopied: usize,
     },
 }
 
 impl SendRefused {
-    fn copy(id: i32, failed: CopyFailed) -> SendRefused {
+    fn copy(id: SocketId, failed: CopyFailed) -> SendRefused {
         SendRefused::CannotCopy {
             id,
             written: 0,

@@ -8,6 +8,28 @@ use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 use parking_lot::{Mutex, MutexGuard};
 
+/// A socket id as skynet sees it: a positive int from a counter. Distinct from a descriptor,
+/// and from any other int: a caller's int becomes one with `from_raw`, and may name no socket
+/// at all (stale, never issued, not positive), which `SlotTable::lock` answers with `None`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct SocketId(i32);
+
+impl SocketId {
+    pub(crate) fn from_raw(raw: i32) -> SocketId {
+        SocketId(raw)
+    }
+
+    pub(crate) fn raw(self) -> i32 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for SocketId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// At most this many sockets exist at once (skynet's limit).
 pub(crate) const MAX_SOCKETS: usize = 1 << 16;
 const CHUNK_SLOTS: usize = 256;
@@ -45,8 +67,8 @@ impl<T> Default for SlotTable<T> {
     }
 }
 
-fn slot_index(id: i32) -> (usize, usize) {
-    let index = id as usize % MAX_SOCKETS;
+fn slot_index(id: SocketId) -> (usize, usize) {
+    let index = id.0 as usize % MAX_SOCKETS;
     (index / CHUNK_SLOTS, index % CHUNK_SLOTS)
 }
 
@@ -66,8 +88,8 @@ impl<T> SlotTable<T> {
         })
     }
 
-    fn slot(&self, id: i32) -> Option<&Slot<T>> {
-        if id <= 0 {
+    fn slot(&self, id: SocketId) -> Option<&Slot<T>> {
+        if id.0 <= 0 {
             return None;
         }
         let (chunk, index) = slot_index(id);
@@ -76,18 +98,19 @@ impl<T> SlotTable<T> {
 
     /// Reserves a fresh id and stores `make(id)` in its slot. Ids come from a counter, so
     /// they are consecutive while slots are free; `None` when every slot is taken.
-    pub(crate) fn reserve(&self, make: impl FnOnce(i32) -> T) -> Option<i32> {
+    pub(crate) fn reserve(&self, make: impl FnOnce(SocketId) -> T) -> Option<SocketId> {
         for _ in 0..MAX_SOCKETS {
-            let id =
-                (self.next_id.fetch_add(1, Ordering::Relaxed).wrapping_add(1) & 0x7fff_ffff) as i32;
-            if id == 0 {
+            let id = SocketId(
+                (self.next_id.fetch_add(1, Ordering::Relaxed).wrapping_add(1) & 0x7fff_ffff) as i32,
+            );
+            if id.0 == 0 {
                 continue;
             }
             let (chunk, index) = slot_index(id);
             let slot = &self.chunk_or_alloc(chunk).slots[index];
             if slot
                 .owner
-                .compare_exchange(0, id, Ordering::AcqRel, Ordering::Relaxed)
+                .compare_exchange(0, id.0, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
                 *slot.state.lock() = Some(Box::new(make(id)));
@@ -98,14 +121,14 @@ impl<T> SlotTable<T> {
     }
 
     /// Locks the live entry of `id`, or `None` for a stale, unknown or invalid id.
-    pub(crate) fn lock(&self, id: i32) -> Option<Entry<'_, T>> {
+    pub(crate) fn lock(&self, id: SocketId) -> Option<Entry<'_, T>> {
         let slot = self.slot(id)?;
-        if slot.owner.load(Ordering::Acquire) != id {
+        if slot.owner.load(Ordering::Acquire) != id.0 {
             return None;
         }
         let guard = slot.state.lock();
         // Re-check under the lock: the slot may have been released and reused meanwhile.
-        (slot.owner.load(Ordering::Acquire) == id && guard.is_some())
+        (slot.owner.load(Ordering::Acquire) == id.0 && guard.is_some())
             .then_some(Entry { slot, guard })
     }
 
@@ -171,18 +194,18 @@ mod tests {
 
     #[test]
     fn ids_are_consecutive_and_positive() {
-        let table = SlotTable::<i32>::default();
+        let table = SlotTable::<SocketId>::default();
         let a = table.reserve(|id| id).unwrap();
         let b = table.reserve(|id| id).unwrap();
-        assert_eq!((a, b), (1, 2));
+        assert_eq!((a.raw(), b.raw()), (1, 2));
     }
 
     #[test]
     fn a_released_id_never_validates_again_even_when_its_slot_is_reused() {
-        let table = SlotTable::<i32>::default();
+        let table = SlotTable::<SocketId>::default();
         let old = table.reserve(|id| id).unwrap();
         table.lock(old).unwrap().remove();
-        let mut new = 0;
+        let mut new = old;
         for _ in 0..MAX_SOCKETS {
             new = table.reserve(|id| id).unwrap();
             if slot_index(new) == slot_index(old) {
@@ -198,10 +221,10 @@ mod tests {
 
     #[test]
     fn unknown_negative_and_zero_ids_find_nothing() {
-        let table = SlotTable::<i32>::default();
+        let table = SlotTable::<SocketId>::default();
         table.reserve(|id| id).unwrap();
-        for id in [0, -1, i32::MIN, 2, 65537, i32::MAX] {
-            assert!(table.lock(id).is_none(), "id {id}");
+        for raw in [0, -1, i32::MIN, 2, 65537, i32::MAX] {
+            assert!(table.lock(SocketId(raw)).is_none(), "id {raw}");
         }
     }
 

@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::os::{self, CallerFd, Epoll, Interest, SockAddr};
-use crate::slots::Entry;
+use crate::slots::{Entry, SocketId};
 use crate::udp_address::{UdpAddress, UdpFamily};
 use crate::write_queue::WriteQueue;
 
 /// The epoll token of a socket: its (positive) id, so an event can never reach a newer socket
 /// that reuses the slot.
-pub(crate) fn token(id: i32) -> u64 {
-    id as u64
+pub(crate) fn token(id: SocketId) -> u64 {
+    id.raw() as u64
 }
 
 /// Closes a socket at once: it leaves the table (its id is stale from now on) and its fd is
@@ -98,7 +98,7 @@ pub(crate) enum Descriptor {
 /// under that lock; "writer" names the threads that change it (see `src/CONCURRENCY.md`).
 pub(crate) struct Socket {
     /// Writer: none (set at reservation).
-    pub id: i32,
+    pub id: SocketId,
     /// The owning service. Writer: the poll thread (start).
     pub opaque: usize,
     /// None until the poll thread sets the socket up. Writer: the poll thread.
@@ -143,7 +143,7 @@ pub(crate) struct Socket {
 }
 
 impl Socket {
-    pub(crate) fn reserved(id: i32, opaque: usize, transport: Transport) -> Socket {
+    pub(crate) fn reserved(id: SocketId, opaque: usize, transport: Transport) -> Socket {
         Socket {
             id,
             opaque,
@@ -378,7 +378,7 @@ mod tests {
 
     #[test]
     fn read_size_doubles_on_full_reads_and_halves_down_to_the_minimum() {
-        let mut s = Socket::reserved(1, 0, Transport::Tcp);
+        let mut s = Socket::reserved(SocketId::from_raw(1), 0, Transport::Tcp);
         assert!(s.adapt_read_size(64));
         assert!(s.adapt_read_size(128));
         assert_eq!(s.read_size, 256);
@@ -391,7 +391,7 @@ mod tests {
 
     #[test]
     fn direct_writes_wait_for_queued_and_pending_data() {
-        let mut s = Socket::reserved(1, 0, Transport::Tcp);
+        let mut s = Socket::reserved(SocketId::from_raw(1), 0, Transport::Tcp);
         assert!(!s.can_write_directly());
         s.phase = Phase::Connected;
         assert!(s.can_write_directly());

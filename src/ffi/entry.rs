@@ -12,6 +12,7 @@ use crate::os::CallerFd;
 use crate::os::log::log_error;
 use crate::report::{Report, ReportData};
 use crate::server::{Priority, SendRefused, Server};
+use crate::slots::SocketId;
 use crate::udp_address::UdpAddress;
 
 /// Turns the C handle into a reference, or logs and returns `None` for NULL.
@@ -136,7 +137,7 @@ pub unsafe extern "C" fn socket_server_exit(ss: *mut socket_server) {
 pub unsafe extern "C" fn socket_server_close(ss: *mut socket_server, opaque: usize, id: c_int) {
     // SAFETY: contract above.
     if let Some(ss) = unsafe { server_ref(ss, "socket_server_close") } {
-        ss.server.close(opaque, id, false);
+        ss.server.close(opaque, SocketId::from_raw(id), false);
     }
 }
 
@@ -148,7 +149,7 @@ pub unsafe extern "C" fn socket_server_close(ss: *mut socket_server, opaque: usi
 pub unsafe extern "C" fn socket_server_shutdown(ss: *mut socket_server, opaque: usize, id: c_int) {
     // SAFETY: contract above.
     if let Some(ss) = unsafe { server_ref(ss, "socket_server_shutdown") } {
-        ss.server.close(opaque, id, true);
+        ss.server.close(opaque, SocketId::from_raw(id), true);
     }
 }
 
@@ -160,7 +161,7 @@ pub unsafe extern "C" fn socket_server_shutdown(ss: *mut socket_server, opaque: 
 pub unsafe extern "C" fn socket_server_start(ss: *mut socket_server, opaque: usize, id: c_int) {
     // SAFETY: contract above.
     if let Some(ss) = unsafe { server_ref(ss, "socket_server_start") } {
-        ss.server.start(opaque, id);
+        ss.server.start(opaque, SocketId::from_raw(id));
     }
 }
 
@@ -172,7 +173,7 @@ pub unsafe extern "C" fn socket_server_start(ss: *mut socket_server, opaque: usi
 pub unsafe extern "C" fn socket_server_pause(ss: *mut socket_server, opaque: usize, id: c_int) {
     // SAFETY: contract above.
     if let Some(ss) = unsafe { server_ref(ss, "socket_server_pause") } {
-        ss.server.pause(opaque, id);
+        ss.server.pause(opaque, SocketId::from_raw(id));
     }
 }
 
@@ -236,6 +237,11 @@ unsafe fn release_payload(buf: *mut socket_sendbuffer, caller: &str) {
     drop(unsafe { payload::take(buf, || None, caller) });
 }
 
+/// A creating call's answer to C: the new id, or -1.
+fn id_or_minus_1(id: Option<SocketId>) -> c_int {
+    id.map_or(-1, SocketId::raw)
+}
+
 /// A send's answer to C: 0, or -1 with the log line its refusal deserves.
 fn send_status(result: Result<(), SendRefused>) -> c_int {
     let Err(refused) = result else { return 0 };
@@ -289,7 +295,7 @@ pub unsafe extern "C" fn socket_server_listen(
     };
     // SAFETY: contract above.
     let host = unsafe { opt_cstr(host) };
-    ss.server.listen(opaque, host, port, backlog)
+    id_or_minus_1(ss.server.listen(opaque, host, port, backlog))
 }
 
 /// Starts a non-blocking connect; returns the new id or -1. Poll reports SOCKET_OPEN with
@@ -315,7 +321,7 @@ pub unsafe extern "C" fn socket_server_connect(
         ));
         return -1;
     };
-    ss.server.connect(opaque, host, port)
+    id_or_minus_1(ss.server.connect(opaque, host, port))
 }
 
 /// Wraps an existing descriptor (made non-blocking); returns the new id or -1.
@@ -341,7 +347,7 @@ pub unsafe extern "C" fn socket_server_bind(
     // SAFETY: socket_server_bind's contract: the descriptor stays open while the socket uses
     // it, and the library may close it once the socket's state moves on (as upstream does).
     let fd = unsafe { CallerFd::new(fd) };
-    ss.server.bind(opaque, fd)
+    id_or_minus_1(ss.server.bind(opaque, fd))
 }
 
 /// Turns TCP_NODELAY on for `id`.
@@ -352,7 +358,7 @@ pub unsafe extern "C" fn socket_server_bind(
 pub unsafe extern "C" fn socket_server_nodelay(ss: *mut socket_server, id: c_int) {
     // SAFETY: contract above.
     if let Some(ss) = unsafe { server_ref(ss, "socket_server_nodelay") } {
-        ss.server.nodelay(id);
+        ss.server.nodelay(SocketId::from_raw(id));
     }
 }
 
@@ -373,7 +379,7 @@ pub unsafe extern "C" fn socket_server_udp(
     };
     // SAFETY: contract above.
     let host = unsafe { opt_cstr(host) };
-    ss.server.udp(opaque, host, port)
+    id_or_minus_1(ss.server.udp(opaque, host, port))
 }
 
 /// Sets the default destination of UDP socket `id`; 0 or -1.
@@ -393,7 +399,11 @@ pub unsafe extern "C" fn socket_server_udp_connect(
     };
     // SAFETY: contract above.
     let host = unsafe { opt_cstr(host) };
-    ss.server.udp_connect(id, host, port)
+    if ss.server.udp_connect(SocketId::from_raw(id), host, port) {
+        0
+    } else {
+        -1
+    }
 }
 
 /// Creates an unbound UDP socket whose default destination is `host:port`; id or -1.
@@ -413,7 +423,7 @@ pub unsafe extern "C" fn socket_server_udp_dial(
     };
     // SAFETY: contract above.
     let host = unsafe { opt_cstr(host) };
-    ss.server.udp_dial(opaque, host, port)
+    id_or_minus_1(ss.server.udp_dial(opaque, host, port))
 }
 
 /// Creates a UDP socket bound to `host:port` (port 0 is refused); id or -1.
@@ -433,7 +443,7 @@ pub unsafe extern "C" fn socket_server_udp_listen(
     };
     // SAFETY: contract above.
     let host = unsafe { opt_cstr(host) };
-    ss.server.udp_listen(opaque, host, port)
+    id_or_minus_1(ss.server.udp_listen(opaque, host, port))
 }
 
 /// Sends a datagram to `addr` (7 or 19 address bytes), or to the default destination when
@@ -566,7 +576,7 @@ pub unsafe extern "C" fn socket_server_info(ss: *mut socket_server) -> *mut sock
 }
 
 fn fill_info(si: &mut socket_info, entry: &InfoEntry) {
-    si.id = entry.id;
+    si.id = entry.id.raw();
     si.r#type = entry.kind as c_int;
     si.opaque = entry.opaque as u64;
     si.read = entry.read;
@@ -645,7 +655,7 @@ impl socket_server {
             ReportData::Bytes(bytes) => bytes.into_raw().cast(),
         };
         let message = socket_message {
-            id: report.id,
+            id: report.id.raw(),
             opaque: report.opaque,
             ud: report.ud,
             data,

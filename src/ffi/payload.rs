@@ -3,6 +3,7 @@
 use crate::os::heap::ForeignBuffer;
 use crate::os::log::log;
 use crate::send_buffer::Outgoing;
+use crate::slots::SocketId;
 
 use super::types::{
     SOCKET_BUFFER_MEMORY, SOCKET_BUFFER_OBJECT, SOCKET_BUFFER_RAWPOINTER, socket_object_interface,
@@ -21,7 +22,7 @@ pub(crate) unsafe fn take<'a>(
     buf: *const socket_sendbuffer,
     soi: impl FnOnce() -> Option<socket_object_interface>,
     caller: &str,
-) -> Option<(i32, Outgoing<'a>)> {
+) -> Option<(SocketId, Outgoing<'a>)> {
     if buf.is_null() {
         log!("socket-server error: {caller} called with a NULL buffer.");
         return None;
@@ -126,5 +127,5 @@ pub(crate) unsafe fn take<'a>(
             return None;
         }
     };
-    Some((buf.id, outgoing))
+    Some((SocketId::from_raw(buf.id), outgoing))
 }

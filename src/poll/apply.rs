@@ -11,6 +11,7 @@ use crate::os::{self, Interest};
 use crate::report::{Report, ReportData, text};
 use crate::send_buffer::SendBuffer;
 use crate::server::Server;
+use crate::slots::SocketId;
 use crate::socket::close_now;
 use crate::socket::{Phase, Transport};
 use crate::udp_address::UdpAddress;
@@ -116,7 +117,13 @@ impl Server {
         }
     }
 
-    fn apply_connect(&self, st: &mut PollState, id: i32, host: &CStr, port: i32) -> Option<Report> {
+    fn apply_connect(
+        &self,
+        st: &mut PollState,
+        id: SocketId,
+        host: &CStr,
+        port: i32,
+    ) -> Option<Report> {
         // Resolve and connect without holding the socket's lock: a lookup can take a while.
         let opaque = st.readers.lock(&self.table, id)?.opaque;
         let fail = |st: &mut PollState, text: String| {
@@ -163,7 +170,7 @@ impl Server {
         }
     }
 
-    fn apply_start(&self, st: &mut PollState, id: i32, opaque: usize) -> Option<Report> {
+    fn apply_start(&self, st: &mut PollState, id: SocketId, opaque: usize) -> Option<Report> {
         let Some(mut socket) = st.readers.lock(&self.table, id) else {
             return Some(Report::error(id, opaque, text::INVALID_SOCKET));
         };
@@ -192,7 +199,7 @@ impl Server {
         }
     }
 
-    fn apply_close(&self, st: &mut PollState, id: i32, shutdown: bool) -> Option<Report> {
+    fn apply_close(&self, st: &mut PollState, id: SocketId, shutdown: bool) -> Option<Report> {
         let mut socket = st.readers.lock(&self.table, id)?;
         let opaque = socket.opaque;
         if socket.phase == Phase::Reserved {
@@ -219,7 +226,7 @@ impl Server {
     fn apply_send(
         &self,
         st: &mut PollState,
-        id: i32,
+        id: SocketId,
         buf: SendBuffer,
         priority: Priority,
         to: Option<UdpAddress>,

@@ -31,6 +31,7 @@ use crate::os;
 use crate::os::log::log;
 use crate::report::{Report, text};
 use crate::server::Server;
+use crate::slots::SocketId;
 use crate::socket::Phase;
 use crate::socket::close_now;
 
@@ -118,7 +119,7 @@ impl Server {
             self.commands.clear_wake();
             return None;
         }
-        let id = event.token as i32;
+        let id = SocketId::from_raw(event.token as i32);
         if event.read && st.readers.has(id) {
             return if st.readers.datagram(id).is_some() {
                 self.drain_datagrams(st, index, event, id)
@@ -166,12 +167,18 @@ impl Server {
             };
         }
         if event.error {
-            let message = match os::take_socket_error(socket.fd()) {
-                Ok(0) => return Some(Report::error(socket.id, socket.opaque, text::UNKNOWN_ERROR)),
-                Ok(code) => os::strerror(code),
-                Err(err) => os::error_text(&err),
-            };
-            return Some(Report::error_text(socket.id, socket.opaque, message));
+            // Taken even when it is not reported, or epoll would report it again and again.
+            let pending = os::take_socket_error(socket.fd());
+            if close::error_event_reports(socket.phase) {
+                let message = match pending {
+                    Ok(0) => {
+                        return Some(Report::error(socket.id, socket.opaque, text::UNKNOWN_ERROR));
+                    }
+                    Ok(code) => os::strerror(code),
+                    Err(err) => os::error_text(&err),
+                };
+                return Some(Report::error_text(socket.id, socket.opaque, message));
+            }
         }
         if event.hangup {
             let (id, opaque) = (socket.id, socket.opaque);

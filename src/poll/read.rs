@@ -11,7 +11,7 @@ use crate::os::log::log;
 use crate::os::{self, Readiness};
 use crate::report::Report;
 use crate::server::Server;
-use crate::slots::Entry;
+use crate::slots::{Entry, SocketId};
 use crate::socket::close_now;
 use crate::socket::{self, Phase, Socket};
 
@@ -24,7 +24,7 @@ pub(super) enum StreamRead {
     Failed(io::Error),
 }
 
-pub(super) fn read_once(id: i32, fd: RawFd, size: usize) -> StreamRead {
+pub(super) fn read_once(id: SocketId, fd: RawFd, size: usize) -> StreamRead {
     let Some(mut buf) = CBuf::uninit(size) else {
         log!("socket-server error: out of memory reading socket {id}.");
         return StreamRead::Nothing;
@@ -54,7 +54,7 @@ impl Server {
         st: &mut PollState,
         index: usize,
         event: Readiness,
-        id: i32,
+        id: SocketId,
     ) -> Option<Report> {
         let Some(reader) = st.readers.stream(id) else {
             debug_assert!(false, "read_through_reader without a stream reader");

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
-use crate::slots::{Entry, SlotTable};
+use crate::slots::{Entry, SlotTable, SocketId};
 use crate::socket::{Phase, Socket, Stats};
 use crate::udp_address::UdpFamily;
 
@@ -69,7 +69,7 @@ impl StreamReader {
 /// The poll thread's readers, by socket id.
 #[derive(Default)]
 pub(super) struct Readers {
-    by_id: HashMap<i32, Reader>,
+    by_id: HashMap<SocketId, Reader>,
 }
 
 impl Readers {
@@ -79,7 +79,7 @@ impl Readers {
     pub(super) fn lock<'t>(
         &mut self,
         table: &'t SlotTable<Socket>,
-        id: i32,
+        id: SocketId,
     ) -> Option<Entry<'t, Socket>> {
         let reader = self.by_id.remove(&id);
         let mut socket = table.lock(id);
@@ -91,21 +91,21 @@ impl Readers {
         socket
     }
 
-    pub(super) fn stream(&mut self, id: i32) -> Option<&mut StreamReader> {
+    pub(super) fn stream(&mut self, id: SocketId) -> Option<&mut StreamReader> {
         match self.by_id.get_mut(&id) {
             Some(Reader::Stream(reader)) => Some(reader),
             _ => None,
         }
     }
 
-    pub(super) fn datagram(&self, id: i32) -> Option<&DatagramReader> {
+    pub(super) fn datagram(&self, id: SocketId) -> Option<&DatagramReader> {
         match self.by_id.get(&id) {
             Some(Reader::Datagram(reader)) => Some(reader),
             _ => None,
         }
     }
 
-    pub(super) fn has(&self, id: i32) -> bool {
+    pub(super) fn has(&self, id: SocketId) -> bool {
         self.by_id.contains_key(&id)
     }
 
@@ -129,7 +129,7 @@ mod tests {
     use crate::socket::{Descriptor, Transport};
     use crate::udp_address::UdpFamily;
 
-    fn reading_socket(table: &SlotTable<Socket>, transport: Transport) -> i32 {
+    fn reading_socket(table: &SlotTable<Socket>, transport: Transport) -> SocketId {
         let id = table
             .reserve(|id| Socket::reserved(id, 7, transport))
             .unwrap();

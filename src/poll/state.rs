@@ -6,6 +6,7 @@ use std::os::fd::OwnedFd;
 use super::readers::Readers;
 use crate::command::Command;
 use crate::os::{self, Readiness};
+use crate::slots::SocketId;
 
 const MAX_EVENTS: usize = 64;
 
@@ -22,7 +23,7 @@ pub(super) struct PollState {
     pub(super) spare_fd: Option<OwnedFd>,
     /// Listeners that stopped accepting because accept hit the descriptor limit with no
     /// spare to shed the connection with; they resume once the spare is taken back.
-    pub(super) suspended_listeners: Vec<i32>,
+    pub(super) suspended_listeners: Vec<SocketId>,
 }
 
 impl PollState {

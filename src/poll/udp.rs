@@ -7,6 +7,7 @@ use crate::os::log::log;
 use crate::os::{self, Readiness};
 use crate::report::Report;
 use crate::server::Server;
+use crate::slots::SocketId;
 use crate::socket::close_now;
 use crate::udp_address::{UdpAddress, UdpFamily};
 use crate::write_queue::DatagramSent;
@@ -21,7 +22,7 @@ impl Server {
         st: &mut PollState,
         index: usize,
         event: Readiness,
-        id: i32,
+        id: SocketId,
     ) -> Option<Report> {
         let Some(reader) = st.readers.datagram(id) else {
             debug_assert!(false, "drain_datagrams without a datagram reader");
@@ -64,7 +65,7 @@ impl Server {
 
 /// Sends one queued datagram to its destination, logging (as upstream) what it drops.
 pub(super) fn send_datagram(
-    id: i32,
+    id: SocketId,
     fd: i32,
     family: UdpFamily,
     bytes: &[u8],
