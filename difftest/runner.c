@@ -359,6 +359,7 @@ struct peer {
 	long got;     /* bytes read so far */
 	uint32_t sum; /* their checksum, as one stream */
 	int eof;
+	int reset;    /* a read ended in ECONNRESET */
 };
 
 static struct sock S[NSOCK];
@@ -604,6 +605,7 @@ static unsigned char udp_dialed[ID_SLOTS]; /* udp_dial created it, or udp_connec
 static unsigned char udp_socket[ID_SLOTS]; /* created by udp/udp_listen/udp_dial */
 static unsigned char udp_dest[ID_SLOTS];   /* given a destination of its own family */
 static unsigned char udp_fam[ID_SLOTS];    /* 4 or 6, as created */
+static unsigned char bound_not_ip[ID_SLOTS]; /* bind of a pipe or socketpair end */
 
 static void
 note_own_close(int id) {
@@ -800,6 +802,13 @@ report_results(void) {
 
 static void
 peer_print_read(int p, long n, uint32_t h, int eof, int err) {
+	if (err == ECONNRESET) {
+		/* How much arrived before the reset depends on when it came (a close with unread
+		   bytes resets the connection), not on the program. */
+		P[p].reset = 1;
+		out("  P%d read until reset err=ECONNRESET\n", p);
+		return;
+	}
 	out("  P%d read n=%ld sum=%08x%s%s%s\n", p, n, h, eof ? " eof" : "", err ? " err=" : "",
 		err ? strerrorname_np(err) : "");
 }
@@ -1062,6 +1071,8 @@ run_step(const struct step *s, int k) {
 		P[s->c].sum = FNV0;
 		int r = socket_server_bind(F.ss, OPAQUE_BASE, lib);
 		ret_id(r);
+		if (r > 0)
+			bound_not_ip[id_slot(r)] = 1;
 		set_handle(s->a, r, 0);
 		break;
 	}
@@ -1178,12 +1189,12 @@ run_step(const struct step *s, int k) {
 			   how much the kernel took */
 			int sl = id_slot(v[i]->id);
 			out("  info %s type=%d %s read=%llu written+queued=%lld rtime=%llu wtime=%s"
-			    " reading=%d writing=%d%s name=%s\n",
+			    " reading=%d writing=%d%s%s name=%s\n",
 				idb, v[i]->type, op, (unsigned long long)v[i]->read,
 				(long long)v[i]->write + (long long)v[i]->wbuffer,
 				(unsigned long long)v[i]->rtime, v[i]->wtime ? "set" : "0", v[i]->reading,
 				v[i]->writing, udp_socket[sl] && !udp_dest[sl] ? " (no udp destination)" : "",
-				name);
+				bound_not_ip[sl] ? " (bound, not IP)" : "", name);
 		}
 		socket_info_release(list);
 		break;
@@ -1347,7 +1358,11 @@ final_report(void) {
 	report_results();
 	for (int p = 0; p < NPEER; p++) {
 		peer_udp_drain(p);
-		if (P[p].fd >= 0 && P[p].kind != PEER_UDP)
+		if (P[p].fd < 0 || P[p].kind == PEER_UDP)
+			continue;
+		if (P[p].reset)
+			out("  P%d total: reset\n", p);
+		else
 			out("  P%d total n=%ld sum=%08x%s\n", p, P[p].got, P[p].sum, P[p].eof ? " eof" : "");
 	}
 	out("  library sockets open: %d\n", library_sockets(NULL, 0));

@@ -2,7 +2,8 @@
 //! when the owner closes it, or when the peer's FIN (read returned 0) or hang-up arrives,
 //! whichever comes first. A socket closed by its owner with data queued reports CLOSE at once,
 //! keeps writing, then closes silently. A write error half-closes and reports one ERR,
-//! unless the socket was already on its way out, in which case it closes silently.
+//! unless the socket was already on its way out, in which case it closes silently; one ERR
+//! per failure: an error event and the write failing after it report it once.
 //! `poll.rs` applies these decisions; nothing else decides how a socket closes.
 
 use crate::socket::Phase;
@@ -63,17 +64,23 @@ pub(crate) enum WriteError {
     CloseSilently,
     /// ERR was reported before; nothing more.
     AlreadyReported,
-    /// Shut the write side, drop what is queued, report ERR with the error's text.
-    ShutWriteAndReport,
+    /// Shut the write side and drop what is queued; report ERR with the error's text unless
+    /// an error event already reported the connection's failure.
+    ShutWrite {
+        report: bool,
+    },
 }
 
-pub(crate) fn on_write_error(phase: Phase, closing: bool) -> WriteError {
+/// `error_reported`: an error event (EPOLLERR) of this socket reported ERR before.
+pub(crate) fn on_write_error(phase: Phase, closing: bool, error_reported: bool) -> WriteError {
     if closing || phase == Phase::HalfClosedRead {
         WriteError::CloseSilently
     } else if phase == Phase::HalfClosedWrite {
         WriteError::AlreadyReported
     } else {
-        WriteError::ShutWriteAndReport
+        WriteError::ShutWrite {
+            report: !error_reported,
+        }
     }
 }
 
@@ -170,20 +177,28 @@ mod tests {
     #[test]
     fn write_errors_report_once_or_close_silently() {
         assert_eq!(
-            on_write_error(Phase::Connected, false),
-            WriteError::ShutWriteAndReport
+            on_write_error(Phase::Connected, false, false),
+            WriteError::ShutWrite { report: true }
         );
         assert_eq!(
-            on_write_error(Phase::HalfClosedWrite, false),
+            on_write_error(Phase::HalfClosedWrite, false, false),
             WriteError::AlreadyReported
         );
         assert_eq!(
-            on_write_error(Phase::HalfClosedRead, false),
+            on_write_error(Phase::HalfClosedRead, false, false),
             WriteError::CloseSilently
         );
         assert_eq!(
-            on_write_error(Phase::HalfClosedRead, true),
+            on_write_error(Phase::HalfClosedRead, true, false),
             WriteError::CloseSilently
+        );
+    }
+
+    #[test]
+    fn a_write_error_after_an_error_event_is_not_a_second_err() {
+        assert_eq!(
+            on_write_error(Phase::Connected, false, true),
+            WriteError::ShutWrite { report: false }
         );
     }
 

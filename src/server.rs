@@ -249,6 +249,8 @@ impl Server {
             }
         };
         let now = self.now();
+        // Upstream stamps the time of every direct attempt, even one the kernel refused.
+        socket.wtime = now;
         socket.count_write(written, now);
         if written == len {
             return Ok(());

@@ -112,6 +112,9 @@ pub(crate) struct Socket {
     pub phase: Phase,
     /// The owner closed it; it closes for good once the queue drains. Writer: the poll thread.
     pub closing: bool,
+    /// An error event reported ERR: the connection failed, and a write failing after it is
+    /// not reported again. Writer: the poll thread.
+    pub error_reported: bool,
     /// Whether the fd is in epoll, and what epoll is asked for. Writer: the poll thread.
     pub registered: bool,
     pub interest: Interest,
@@ -152,6 +155,7 @@ impl Socket {
             transport,
             phase: Phase::Reserved,
             closing: false,
+            error_reported: false,
             registered: false,
             interest: Interest::default(),
             queue: WriteQueue::default(),

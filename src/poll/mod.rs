@@ -170,6 +170,7 @@ impl Server {
             // Taken even when it is not reported, or epoll would report it again and again.
             let pending = os::take_socket_error(socket.fd());
             if close::error_event_reports(socket.phase) {
+                socket.error_reported = true;
                 let message = match pending {
                     Ok(0) => {
                         return Some(Report::error(socket.id, socket.opaque, text::UNKNOWN_ERROR));

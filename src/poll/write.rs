@@ -62,23 +62,25 @@ impl Server {
                 let drained = socket.queue.take_drained_warning();
                 AfterFlush::Keep(drained.then(|| Report::warning(id, socket.opaque, 0)))
             }
-            FlushEnd::Failed(err) => match close::on_write_error(socket.phase, socket.closing) {
-                WriteError::CloseSilently => AfterFlush::CloseSilently,
-                WriteError::AlreadyReported => AfterFlush::Keep(None),
-                WriteError::ShutWriteAndReport => {
-                    socket.enter_half_closed(Phase::HalfClosedWrite);
-                    // Upstream reports the errno left after it shuts the write side: on a
-                    // reset connection that shutdown fails too, and its error is the text.
-                    let err = os::shutdown(fd, libc::SHUT_WR).err().unwrap_or(err);
-                    socket.queue.clear();
-                    let _ = socket.set_writing(&self.epoll, false);
-                    AfterFlush::Keep(Some(Report::error_text(
-                        id,
-                        socket.opaque,
-                        os::error_text(&err),
-                    )))
+            FlushEnd::Failed(err) => {
+                match close::on_write_error(socket.phase, socket.closing, socket.error_reported) {
+                    WriteError::CloseSilently => AfterFlush::CloseSilently,
+                    WriteError::AlreadyReported => AfterFlush::Keep(None),
+                    WriteError::ShutWrite { report } => {
+                        socket.enter_half_closed(Phase::HalfClosedWrite);
+                        // Upstream reports the errno left after it shuts the write side: on a
+                        // reset connection that shutdown fails too, and its error is the text.
+                        let err = os::shutdown(fd, libc::SHUT_WR).err().unwrap_or(err);
+                        socket.queue.clear();
+                        let _ = socket.set_writing(&self.epoll, false);
+                        AfterFlush::Keep(
+                            report.then(|| {
+                                Report::error_text(id, socket.opaque, os::error_text(&err))
+                            }),
+                        )
+                    }
                 }
-            },
+            }
         }
     }
 }
