@@ -20,14 +20,24 @@ use crate::udp_address::UdpAddress;
 /// # Safety
 /// `ss` is NULL or came from `socket_server_create` and has not been released.
 unsafe fn server_ref<'a>(ss: *mut socket_server, caller: &str) -> Option<&'a socket_server> {
-    if ss.is_null() {
+    // SAFETY: contract above: a live server is readable for as long as the call lasts.
+    unsafe { arg_ref(ss, caller, "server") }
+}
+
+/// Turns a pointer argument into a reference, or logs "{caller} called with a NULL {what}"
+/// and returns `None`: the one place an entry point refuses a NULL.
+///
+/// # Safety
+/// `ptr` is NULL or points to a `T` readable for the duration of the call.
+unsafe fn arg_ref<'a, T>(ptr: *const T, caller: &str, what: &str) -> Option<&'a T> {
+    if ptr.is_null() {
         log_error(format_args!(
-            "socket-server error: {caller} called with a NULL server."
+            "socket-server error: {caller} called with a NULL {what}."
         ));
         return None;
     }
-    // SAFETY: non-NULL, and per the contract a live server from socket_server_create.
-    Some(unsafe { &*ss })
+    // SAFETY: non-NULL, and readable per the contract.
+    Some(unsafe { &*ptr })
 }
 
 /// Reads an optional C string: NULL stays `None`.
@@ -61,10 +71,8 @@ pub extern "C" fn socket_server_create(time: u64) -> *mut socket_server {
 /// `ss` is NULL or came from `socket_server_create`; no other thread uses it any more.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn socket_server_release(ss: *mut socket_server) {
-    if ss.is_null() {
-        log_error(format_args!(
-            "socket-server error: socket_server_release called with a NULL server."
-        ));
+    // SAFETY: contract above.
+    if unsafe { server_ref(ss, "socket_server_release") }.is_none() {
         return;
     }
     // SAFETY: created by Box::into_raw in socket_server_create and released once, per contract.
@@ -99,10 +107,8 @@ pub unsafe extern "C" fn socket_server_poll(
     let Some(ss) = (unsafe { server_ref(ss, "socket_server_poll") }) else {
         return -1;
     };
-    if result.is_null() {
-        log_error(format_args!(
-            "socket-server error: socket_server_poll called with a NULL result."
-        ));
+    // SAFETY: contract above (only checked here; written below).
+    if unsafe { arg_ref(result, "socket_server_poll", "result") }.is_none() {
         return -1;
     }
     let mut waited = false;
@@ -506,14 +512,10 @@ pub unsafe extern "C" fn socket_server_udp_address(
     addrsz: *mut c_int,
 ) -> *const socket_udp_address {
     let _ = ss; // unused: a worker rebuilds the address from a forwarded message alone
-    if msg.is_null() {
-        log_error(format_args!(
-            "socket-server error: socket_server_udp_address called with a NULL message."
-        ));
+    // SAFETY: contract above.
+    let Some(msg) = (unsafe { arg_ref(msg, "socket_server_udp_address", "message") }) else {
         return ptr::null();
-    }
-    // SAFETY: non-NULL and readable per the contract.
-    let msg = unsafe { &*msg };
+    };
     if msg.data.is_null() || msg.ud < 0 {
         return ptr::null();
     }
@@ -543,14 +545,11 @@ pub unsafe extern "C" fn socket_server_userobject(
     let Some(ss) = (unsafe { server_ref(ss, "socket_server_userobject") }) else {
         return;
     };
-    if soi.is_null() {
-        log_error(format_args!(
-            "socket-server error: socket_server_userobject called with NULL."
-        ));
+    // SAFETY: contract above.
+    let Some(soi) = (unsafe { arg_ref(soi, "socket_server_userobject", "interface") }) else {
         return;
-    }
-    // SAFETY: non-NULL and readable per the contract.
-    ss.set_object_interface(unsafe { *soi });
+    };
+    ss.set_object_interface(*soi);
 }
 
 /// A malloc'ed list describing every live socket; free it with `socket_info_release`.

@@ -4,7 +4,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use super::syscall;
+use super::sys::{owned, syscall};
 
 /// Which readiness a registration asks for. Errors and hang-ups are always reported.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -57,9 +57,7 @@ pub(crate) struct Epoll {
 impl Epoll {
     pub(crate) fn new() -> io::Result<Epoll> {
         let fd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
-        Ok(Epoll {
-            fd: super::owned(fd),
-        })
+        Ok(Epoll { fd: owned(fd) })
     }
 
     fn ctl(&self, op: libc::c_int, fd: RawFd, flags: u32, token: u64) -> io::Result<()> {
@@ -128,9 +126,7 @@ pub(crate) struct EventFd {
 impl EventFd {
     pub(crate) fn new() -> io::Result<EventFd> {
         let fd = syscall!(eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK))?;
-        Ok(EventFd {
-            fd: super::owned(fd),
-        })
+        Ok(EventFd { fd: owned(fd) })
     }
 
     pub(crate) fn raw(&self) -> RawFd {

@@ -7,7 +7,7 @@ use std::mem::{MaybeUninit, size_of, zeroed};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use super::addr::{SockAddr, resolve};
-use super::{owned, syscall};
+use super::sys::{IOV_MAX, owned, syscall};
 
 fn set_int_option(
     fd: RawFd,
@@ -183,7 +183,7 @@ pub(crate) fn write_vectored(
     bufs: &[IoSlice<'_>],
     is_socket: bool,
 ) -> io::Result<usize> {
-    let count = bufs.len().min(super::IOV_MAX);
+    let count = bufs.len().min(IOV_MAX);
     let n = if is_socket {
         // SAFETY: msghdr is plain data; all-zero is valid.
         let mut msg: libc::msghdr = unsafe { zeroed() };
