@@ -2,8 +2,9 @@
 #   make          build build/libsocket_server.a and include/socket_server.h
 #   make demo     build, then run an echo server and clients over loopback through the library
 #   make test     every check: format, lint, Rust unit tests, ABI and export checks, C tests
-#                 (directly and under valgrind), the skynet-shaped stress run (directly, ~30 s,
-#                 and under valgrind memcheck); more sanitizer runs: see stress/README.md
+#                 (directly and under valgrind), the differential runner's invariant seeds
+#                 (difftest-check), the skynet-shaped stress run (directly, ~30 s, and under
+#                 valgrind memcheck); more sanitizer runs: see stress/README.md
 #   make difftest OTHER=/path/impl.o SEEDS=N   random programs, ours against another
 #                 implementation, first difference shrunk (difftest/README.md)
 #   make bench    benchmarks, ours against a raw-epoll floor (OTHER=/path/impl.o adds another
