@@ -1508,6 +1508,12 @@ static void wait_round_done(int round, char *line, size_t cap) {
 		}
 		if (now_ms() - last > stall_ms(60000)) {
 			dump_state(round);
+			log_tcp_counters();
+			tcp_view_port((unsigned)atomic_load(&listener_port), 40);
+			stress_log("the load process's threads (is one stuck, or spinning?):");
+			proc_threads_print(child);
+			stress_log("this process's threads:");
+			proc_threads_print(getpid());
 			stress_fail("round %d: no poll result for %lld ms while the load is running", round,
 				(long long)(now_ms() - last));
 		}

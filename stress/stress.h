@@ -154,6 +154,10 @@ void tcp_end_text(const struct tcp_end *e, char *out, size_t cap);
 /* Logs both ends (and ss's lines for them, when ss exists). */
 void tcp_view_print(unsigned server_port, unsigned client_port);
 /* TcpExt counters of segments TCP dropped or ignored by itself, and their growth since `since`. */
+/* Logs up to `max` connection ends with local or remote port `port` (not LISTEN or TIME_WAIT). */
+void tcp_view_port(unsigned port, int max);
+/* Logs each thread of process `pid`: state, CPU ticks, the system call it is in. */
+void proc_threads_print(int pid);
 void tcp_counters_read(uint64_t out[TCP_COUNTERS]);
 void tcp_counters_text(const uint64_t since[TCP_COUNTERS], char *out, size_t cap);
 

@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <sys/wait.h>
 
 static const char *const tcp_states[] = { "?", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1",
@@ -115,4 +116,71 @@ void tcp_counters_text(const uint64_t since[TCP_COUNTERS], char *out, size_t cap
 	for (int i = 0; i < TCP_COUNTERS && n < cap; i++)
 		n += (size_t)snprintf(out + n, cap - n, "%s%s +%llu", i ? ", " : "", counter_names[i],
 			(unsigned long long)(now[i] - since[i]));
+}
+
+void tcp_view_port(unsigned port, int max) {
+	static const char *const files[] = { "/proc/net/tcp", "/proc/net/tcp6" };
+	int shown = 0, skipped = 0;
+	for (int fi = 0; fi < 2; fi++) {
+		FILE *f = fopen(files[fi], "r");
+		if (!f) continue;
+		char line[512];
+		if (!fgets(line, sizeof line, f)) line[0] = 0;
+		while (fgets(line, sizeof line, f)) {
+			char la[40], ra[40];
+			unsigned lp, rp, st, tr, retr, probes, uid;
+			unsigned long txq, rxq, when, inode;
+			if (sscanf(line, " %*d: %39[0-9A-Fa-f]:%x %39[0-9A-Fa-f]:%x %x %lx:%lx %x:%lx %x %u %u %lu",
+					la, &lp, ra, &rp, &st, &txq, &rxq, &tr, &when, &retr, &uid, &probes, &inode) != 13)
+				continue;
+			if ((lp != port && rp != port) || st == 10 /* LISTEN */ || st == TCPS_TIME_WAIT) continue;
+			if (shown >= max) {
+				skipped++;
+				continue;
+			}
+			shown++;
+			struct tcp_end e = { 1, st, (uint32_t)txq, (uint32_t)rxq, tr, (long)when, retr, probes, inode };
+			char t[256];
+			tcp_end_text(&e, t, sizeof t);
+			stress_log("  kernel: 127.0.0.1:%u -> 127.0.0.1:%u: %s", lp, rp, t);
+		}
+		fclose(f);
+	}
+	stress_log("  kernel: %d connection ends of port %u shown (not LISTEN or TIME_WAIT), %d more", shown, port,
+		skipped);
+}
+
+void proc_threads_print(int pid) {
+	char path[96];
+	snprintf(path, sizeof path, "/proc/%d/task", pid);
+	DIR *d = opendir(path);
+	if (!d) return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.') continue;
+		char p[320], stat[512] = "", sys[128] = "";
+		snprintf(p, sizeof p, "/proc/%d/task/%s/stat", pid, e->d_name);
+		FILE *f = fopen(p, "r");
+		if (f) {
+			if (!fgets(stat, sizeof stat, f)) stat[0] = 0;
+			fclose(f);
+		}
+		snprintf(p, sizeof p, "/proc/%d/task/%s/syscall", pid, e->d_name);
+		f = fopen(p, "r");
+		if (f) {
+			if (!fgets(sys, sizeof sys, f)) sys[0] = 0;
+			fclose(f);
+		}
+		/* state and CPU ticks: fields 3, 14, 15 of stat (after the parenthesised name) */
+		char *rp = strrchr(stat, ')');
+		char state = '?';
+		unsigned long ut = 0, st = 0;
+		if (rp) sscanf(rp + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &state, &ut, &st);
+		char *sp = strchr(sys, ' ');
+		if (sp) *sp = 0;
+		sys[strcspn(sys, "\n")] = 0;
+		stress_log("  process %d thread %s: state %c, user %lu sys %lu ticks, system call %s", pid, e->d_name,
+			state, ut, st, sys);
+	}
+	closedir(d);
 }
