@@ -15,7 +15,7 @@
  *    (stress.h), using MEMORY, OBJECT and RAWPOINTER buffers at high and low priority;
  *  - a "slow" service keeps unprocessed input and works it off on ticks; when the input backs
  *    up it pauses the socket and starts it again later (OPEN "transfer"), as socket.lua does;
- *    a WARNING pauses reading too until the WARNING 0;
+ *    a WARNING pauses reading too, until the WARNING 0 or for half a second at most;
  *  - services hand sockets to each other (start with the new opaque, expect OPEN "transfer";
  *    the old owner forwards what it still receives until a barrier, so no byte is lost);
  *  - CLOSE/SHUTDOWN frames make the service close/shut down the socket; a peer FIN makes it
@@ -343,7 +343,8 @@ struct sconn {
 	int done;
 	int xfer, from;    /* hand-over state, previous owner */
 	int draining;
-	int64_t congested_at, checked_at, empty_at; /* WARNING ud > 0 seen, its last checks */
+	int congested;     /* a WARNING with ud > 0 came, and no WARNING 0 since */
+	int64_t congested_at, checked_at, empty_at; /* that WARNING's arrival, its last checks */
 	struct msg *held_head, *held_tail;
 };
 
@@ -469,8 +470,18 @@ static void sock_close(struct service *s, int id, int how) {
 	else socket_server_shutdown(ss, (uintptr_t)s->idx, id);
 }
 
+/* How long a WARNING stops reading at most. Waiting for the WARNING 0 itself can deadlock in
+ * TCP: while this socket does not read, its receive window stays closed, the client's window
+ * updates carry sequence numbers beyond that closed window (it keeps sending, and TCP drops
+ * what does not fit), so the kernel discards them and keeps believing the client's window is
+ * zero; the echo queue then never drains, and no WARNING 0 comes. An application that
+ * throttles on WARNING must not stop reading for good either. */
+#define CONGESTION_PAUSE_MS 500
+
 static void update_pause(struct service *s, struct sconn *c) {
 	if (c->closing || c->shut || c->got_close || c->erred || c->xfer != X_NONE) return;
+	if ((c->reasons & P_CONGESTED) && now_ms() - c->congested_at >= CONGESTION_PAUSE_MS)
+		c->reasons &= ~P_CONGESTED;
 	if (c->slow) {
 		if (c->backlog > c->bl_limit) c->reasons |= P_BACKLOG;
 		else if (c->backlog <= c->bl_limit / 2) c->reasons &= ~P_BACKLOG;
@@ -667,10 +678,12 @@ static void handle_socket(struct service *s, struct sconn *c, struct msg *m) {
 		break;
 	case SOCKET_WARNING:
 		if (m->ud > 0) {
+			c->congested = 1;
 			c->reasons |= P_CONGESTED;
 			c->congested_at = now_ms();
 			c->empty_at = 0;
 		} else {
+			c->congested = 0;
 			c->reasons &= ~P_CONGESTED;
 		}
 		update_pause(s, c);
@@ -716,7 +729,7 @@ static atomic_int listener_port;
 
 static void check_congestion(struct service *s, struct sconn *c) {
 	int64_t now = now_ms();
-	if (!(c->reasons & P_CONGESTED) || now - c->congested_at < stall_ms(2000) || now - c->checked_at < 500)
+	if (!c->congested || now - c->congested_at < stall_ms(2000) || now - c->checked_at < 500)
 		return;
 	c->checked_at = now;
 	int64_t w = info_wbuffer(c->id);
