@@ -51,6 +51,7 @@ struct cconn {
 	int state;
 	int ending;
 	int hog;
+	int lose_reset; /* --lose-resets: end by a reset that never leaves, once all is echoed */
 	uint16_t lport;
 	uint32_t interest;
 	uint64_t seed;
@@ -76,7 +77,7 @@ struct cconn {
 };
 
 struct lstats {
-	uint64_t opened, done, bytes_sent, bytes_echoed, echo_frames, ends[END__N];
+	uint64_t opened, done, bytes_sent, bytes_echoed, echo_frames, ends[END__N], lost_resets;
 };
 
 struct lthread {
@@ -93,13 +94,17 @@ struct lthread {
 
 static int ctl_fd = -1;
 
-/* Before failing on a stall: let the server process print its view while the connection is
- * still open (our exit would reset it). */
-static void stall_dump(uint16_t port) {
-	static atomic_int once;
-	if (atomic_exchange(&once, 1)) return;
-	char line[64];
-	if (ctl_send(ctl_fd, "STALL %u", port) == 0) ctl_recv(ctl_fd, line, sizeof line, 30000);
+/* On a stall: let the server process print its view (its own, the library's and the kernel's)
+ * while the connection is still open (our exit would reset it), and classify it. Returns 1 when
+ * the server found it to be TCP's doing, not a failure. */
+static int stall_dump(const struct cconn *c) {
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	char line[64] = "";
+	pthread_mutex_lock(&mu);
+	if (ctl_send(ctl_fd, "STALL %u %s", c->lport, state_names[c->state]) == 0)
+		ctl_recv(ctl_fd, line, sizeof line, 60000);
+	pthread_mutex_unlock(&mu);
+	return strcmp(line, "DUMPED tcp") == 0;
 }
 
 static __thread struct scratch tbuf;
@@ -249,6 +254,13 @@ static void conn_done(struct lthread *t, struct cconn *c, int ep) {
 static void conn_reset(struct lthread *t, struct cconn *c, int ep) {
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 	setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+	if (c->lose_reset) {
+		/* A socket closed in repair mode vanishes without sending its RST, as if TCP had
+		 * dropped it. */
+		int one = 1;
+		FAIL_IF(setsockopt(c->fd, IPPROTO_TCP, TCP_REPAIR, &one, sizeof one) != 0,
+			"setsockopt(TCP_REPAIR): %s (--lose-resets needs CAP_NET_ADMIN)", strerror(errno));
+	}
 	conn_done(t, c, ep);
 }
 
@@ -283,7 +295,7 @@ static void pump_write(struct lthread *t, struct cconn *c, int ep, int winding) 
 				uint32_t len = c->hog ? max - (uint32_t)rng_below(&c->rng, max / 2 + 1)
 					: (uint32_t)rng_logsize(&c->rng, max);
 				new_frame(c, CF_DATA, len);
-				if (c->frames_left == 0 && c->ending == END_RESET)
+				if (c->frames_left == 0 && c->ending == END_RESET && !c->lose_reset)
 					c->reset_at = c->sent + rng_below(&c->rng, CFRAME_HDR + (uint64_t)len + 1);
 				continue;
 			}
@@ -299,7 +311,13 @@ static void pump_write(struct lthread *t, struct cconn *c, int ep, int winding) 
 				FAIL_IF(shutdown(c->fd, SHUT_WR) != 0, "shutdown(SHUT_WR): %s", strerror(errno));
 				c->state = C_WAIT_FULL;
 				return;
-			case END_RESET: conn_reset(t, c, ep); return;
+			case END_RESET:
+				if (c->lose_reset) {
+					c->state = C_WAIT_FULL; /* pump_read resets it once all is echoed */
+					return;
+				}
+				conn_reset(t, c, ep);
+				return;
 			default: conn_done(t, c, ep); return; /* vanish */
 			}
 		}
@@ -331,6 +349,11 @@ static void pump_read(struct lthread *t, struct cconn *c, int ep) {
 		ssize_t r = recv(c->fd, buf, sizeof buf, 0);
 		if (r > 0) {
 			on_echo(c, buf, (size_t)r);
+			if (c->lose_reset && c->state == C_WAIT_FULL && c->covered == c->sent) {
+				/* The service has nothing left to send: a lost RST leaves its socket as it is. */
+				conn_reset(t, c, ep);
+				return;
+			}
 			int64_t now = now_ms();
 			c->last_progress = now;
 			/* Stop reading now and then (a hog for longer) so the service's queue backs up:
@@ -387,6 +410,8 @@ static struct cconn *conn_open(struct lthread *t, int ep, struct rng *tr) {
 	c->hog = rng_pct(&c->rng, (unsigned)t->cfg->hog_pct);
 	int w = (int)rng_below(&c->rng, 100);
 	c->ending = w < 35 ? END_CLOSE : w < 60 ? END_HALF : w < 70 ? END_SHUTDOWN : w < 90 ? END_RESET : END_VANISH;
+	/* Self-check of the stall classification (--lose-resets). */
+	if (c->ending == END_RESET && t->cfg->lose_reset_pct) c->lose_reset = rng_pct(&c->rng, (unsigned)t->cfg->lose_reset_pct);
 	c->frames_left = 1 + (int)rng_below(&c->rng, (uint64_t)t->cfg->max_frames);
 	if (c->hog) c->frames_left += t->cfg->max_frames;
 	c->window = c->hog ? (4u << 20) + rng_below(&c->rng, 8u << 20) : (256u << 10) + rng_below(&c->rng, 768u << 10);
@@ -487,7 +512,13 @@ static void *lthread_main(void *arg) {
 				if (c->state == C_ACTIVE) pump_write(t, c, ep, winding);
 				update_interest(c, ep);
 				if (c->state != C_DONE && !c->read_pause_until && now - c->last_progress > stall_ms) {
-					stall_dump(c->lport);
+					if (stall_dump(c) && c->state == C_WAIT_PREFIX) {
+						/* The server's RST never took effect here: as good as the reset
+						 * this ending allows for. */
+						t->st.lost_resets++;
+						conn_done(t, c, ep);
+						continue;
+					}
 					CFAIL(c, "no progress for %lld ms", (long long)(now - c->last_progress));
 				}
 			}
@@ -538,14 +569,15 @@ int load_main(int ctl, const struct load_config *cfg) {
 			sum.bytes_echoed += ts[i].st.bytes_echoed;
 			sum.echo_frames += ts[i].st.echo_frames;
 			for (int e = 0; e < END__N; e++) sum.ends[e] += ts[i].st.ends[e];
+			sum.lost_resets += ts[i].st.lost_resets;
 		}
 		free(ts);
 		ctl_send(ctl, "DONE %d conns=%llu sent=%lluMiB echoed=%lluMiB echo_frames=%llu "
-			"ends(close/half/shutdown/reset/vanish)=%llu/%llu/%llu/%llu/%llu", round,
+			"ends(close/half/shutdown/reset/vanish)=%llu/%llu/%llu/%llu/%llu lost-server-resets=%llu", round,
 			(unsigned long long)sum.done, (unsigned long long)(sum.bytes_sent >> 20),
 			(unsigned long long)(sum.bytes_echoed >> 20), (unsigned long long)sum.echo_frames,
 			(unsigned long long)sum.ends[0], (unsigned long long)sum.ends[1],
 			(unsigned long long)sum.ends[2], (unsigned long long)sum.ends[3],
-			(unsigned long long)sum.ends[4]);
+			(unsigned long long)sum.ends[4], (unsigned long long)sum.lost_resets);
 	}
 }

@@ -132,6 +132,35 @@ uint64_t heap_in_use(void);
 uint64_t rss_bytes(void);
 int count_fds(void);
 
+/* ---------------------------------------------------------------- the kernel's view (tcpview.c) */
+
+/* One end of a loopback TCP connection as /proc/net/tcp shows it. */
+struct tcp_end {
+	int found;
+	unsigned state;       /* TCP_ESTABLISHED = 1, ..., TCP_CLOSE_WAIT = 8 */
+	uint32_t txq, rxq;    /* bytes not yet acknowledged by the peer / not yet read */
+	unsigned timer;       /* 0 none, 1 retransmit, 2 keepalive, 3 TIME_WAIT, 4 zero-window probe */
+	long when;            /* centiseconds until the timer fires */
+	unsigned retrans, probes;
+	unsigned long inode;  /* 0: no descriptor holds it (orphan) */
+};
+enum { TCPS_ESTABLISHED = 1, TCPS_TIME_WAIT = 6, TCPS_CLOSE_WAIT = 8 };
+#define TCP_COUNTERS 10
+
+/* The socket bound to 127.0.0.1:lport and connected to 127.0.0.1:rport; found = 0 if none. */
+void tcp_end_lookup(unsigned lport, unsigned rport, struct tcp_end *out);
+const char *tcp_state_name(unsigned st);
+void tcp_end_text(const struct tcp_end *e, char *out, size_t cap);
+/* Logs both ends (and ss's lines for them, when ss exists). */
+void tcp_view_print(unsigned server_port, unsigned client_port);
+/* TcpExt counters of segments TCP dropped or ignored by itself, and their growth since `since`. */
+/* Logs up to `max` connection ends with local or remote port `port` (not LISTEN or TIME_WAIT). */
+void tcp_view_port(unsigned port, int max);
+/* Logs each thread of process `pid`: state, CPU ticks, the system call it is in. */
+void proc_threads_print(int pid);
+void tcp_counters_read(uint64_t out[TCP_COUNTERS]);
+void tcp_counters_text(const uint64_t since[TCP_COUNTERS], char *out, size_t cap);
+
 /* ---------------------------------------------------------------- load process (load.c) */
 
 struct load_config {
@@ -142,6 +171,7 @@ struct load_config {
 	int max_frames;     /* frames per connection, 1..max_frames */
 	double scale;       /* deadline multiplier (valgrind) */
 	int hog_pct;        /* connections that read slowly through a small receive buffer */
+	int lose_reset_pct; /* resets closed in TCP repair mode: no RST leaves (a lost RST) */
 	int verbose;
 };
 /* Runs in the forked load process: talks to the parent over ctl, returns the exit status. */

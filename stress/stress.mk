@@ -20,7 +20,7 @@ CC ?= gcc
 
 STRESS_SRC := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 STRESS_OUT = $(BUILD)/stress
-STRESS_C = $(STRESS_SRC)/stress.c $(STRESS_SRC)/load.c $(STRESS_SRC)/common.c
+STRESS_C = $(STRESS_SRC)/stress.c $(STRESS_SRC)/load.c $(STRESS_SRC)/common.c $(STRESS_SRC)/tcpview.c
 STRESS_DEPS = $(STRESS_C) $(STRESS_SRC)/stress.h include/socket_server.h
 STRESS_CFLAGS ?= -std=gnu11 -O2 -g -Wall -Wextra -Werror -Iinclude
 STRESS_LDLIBS ?= -lpthread -ldl -lm -lrt
