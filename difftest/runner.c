@@ -606,6 +606,7 @@ static unsigned char udp_socket[ID_SLOTS]; /* created by udp/udp_listen/udp_dial
 static unsigned char udp_dest[ID_SLOTS];   /* given a destination of its own family */
 static unsigned char udp_fam[ID_SLOTS];    /* 4 or 6, as created */
 static unsigned char bound_not_ip[ID_SLOTS]; /* bind of a pipe or socketpair end */
+static unsigned char failure_errs[ID_SLOTS]; /* ERRs with an errno text reported so far */
 
 static void
 note_own_close(int id) {
@@ -781,9 +782,20 @@ report_results(void) {
 			out("  %s ACCEPT %s new=%s %s\n", idb, op, nid, hp);
 			break;
 		}
-		case SOCKET_ERR:
-			out("  %s ERR %s ud=%d \"%s\"\n", idb, op, r->ud, r->data ? r->data : "(null)");
+		case SOCKET_ERR: {
+			/* the fixed texts answer calls; the others report the connection failing */
+			static const char *const replies[] = { "invalid socket", "socket closed",
+				"reach skynet socket number limit", "enable write failed",
+				"disable write failed", "enable read failed", "protocol mismatch" };
+			int reply = 0;
+			for (size_t i = 0; i < sizeof(replies) / sizeof(replies[0]); i++)
+				reply |= r->data && strcmp(r->data, replies[i]) == 0;
+			int sl = id_slot(r->id);
+			int repeated = !reply && failure_errs[sl]++ > 0;
+			out("  %s ERR %s ud=%d \"%s\"%s\n", idb, op, r->ud, r->data ? r->data : "(null)",
+				repeated ? " (repeated ERR)" : "");
 			break;
+		}
 		case SOCKET_WARNING:
 			out("  %s WARNING %s level=%d%s\n", idb, op, warning_level(r->ud),
 				udp_dialed[id_slot(r->id)] ? " (udp dialed)" : "");
@@ -1194,7 +1206,8 @@ run_step(const struct step *s, int k) {
 				(long long)v[i]->write + (long long)v[i]->wbuffer,
 				(unsigned long long)v[i]->rtime, v[i]->wtime ? "set" : "0", v[i]->reading,
 				v[i]->writing, udp_socket[sl] && !udp_dest[sl] ? " (no udp destination)" : "",
-				bound_not_ip[sl] ? " (bound, not IP)" : "", name);
+				bound_not_ip[sl] ? " (bound, not IP)" : udp_dialed[sl] ? " (udp dialed)" : "",
+				name);
 		}
 		socket_info_release(list);
 		break;
