@@ -261,15 +261,22 @@ start_after_peer_eof_reports_socket_closed(void) {
 	fixture_finish(&f);
 }
 
+/* A pipe whose read end the library wraps with socket_server_bind (OPEN "binding" seen). */
+static int
+bind_pipe_read_end(struct fixture *f, int p[2]) {
+	CHECK(pipe(p) == 0);
+	int id = socket_server_bind(f->ss, OWNER, p[0]);
+	CHECK(id > 0);
+	EXPECT(f, SOCKET_OPEN, id, OWNER, 0, "binding");
+	return id;
+}
+
 static void
 bind_pipe_reads_data_and_reports_hangup_as_close(void) {
 	struct fixture f;
 	fixture_init(&f);
 	int p[2];
-	CHECK(pipe(p) == 0);
-	int id = socket_server_bind(f.ss, OWNER, p[0]);
-	CHECK(id > 0);
-	EXPECT(&f, SOCKET_OPEN, id, OWNER, 0, "binding");
+	int id = bind_pipe_read_end(&f, p);
 	CHECK(fcntl(p[0], F_GETFL) & O_NONBLOCK);
 	CHECK(write(p[1], "hello", 5) == 5);
 	EXPECT(&f, SOCKET_DATA, id, OWNER, 5, "hello");
@@ -289,9 +296,7 @@ bind_plain_close_keeps_the_fd_open(void) {
 	struct fixture f;
 	fixture_init(&f);
 	int p[2];
-	CHECK(pipe(p) == 0);
-	int id = socket_server_bind(f.ss, OWNER, p[0]);
-	EXPECT(&f, SOCKET_OPEN, id, OWNER, 0, "binding");
+	int id = bind_pipe_read_end(&f, p);
 	socket_server_close(f.ss, OTHER, id);
 	EXPECT(&f, SOCKET_CLOSE, id, OWNER, 0, NULL);
 	CHECK(fcntl(p[0], F_GETFD) != -1);
@@ -333,9 +338,7 @@ bind_pipe_read_end_keeps_sends_queued_and_the_fd_open(void) {
 	struct fixture f;
 	fixture_init(&f);
 	int p[2];
-	CHECK(pipe(p) == 0);
-	int id = socket_server_bind(f.ss, OWNER, p[0]);
-	EXPECT(&f, SOCKET_OPEN, id, OWNER, 0, "binding");
+	int id = bind_pipe_read_end(&f, p);
 	/* A read end never becomes writable: the data waits, nothing fails, and the descriptor,
 	   which is the caller's, stays open through the server's release. */
 	CHECK_INT(send_str(f.ss, id, "abc"), 0);
