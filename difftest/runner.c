@@ -205,7 +205,21 @@ static void
 fmt_hostport(char *b, size_t n, const char *s) {
 	const char *c = s ? strrchr(s, ':') : NULL;
 	if (c == NULL || c[1] == 0 || strspn(c + 1, "0123456789") != strlen(c + 1)) {
-		snprintf(b, n, "\"%s\"", s ? s : "(null)");
+		if (s == NULL) {
+			snprintf(b, n, "\"(null)\"");
+			return;
+		}
+		/* uninitialised bytes (upstream's stale names) stay on one line: \xNN */
+		size_t k = 0;
+		b[k++] = '"';
+		for (const unsigned char *p = (const unsigned char *)s; *p && k + 6 < n; p++) {
+			if (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\')
+				b[k++] = (char)*p;
+			else
+				k += (size_t)snprintf(b + k, n - k, "\\x%02x", *p);
+		}
+		b[k++] = '"';
+		b[k] = 0;
 		return;
 	}
 	snprintf(b, n, "\"%.*s:p%d\"", (int)(c - s), s, port_name(atoi(c + 1)));
