@@ -57,6 +57,11 @@ pub(crate) enum Command {
         id: SocketId,
         warning: Warning,
     },
+    /// Close without a result: the poll thread's own, for a socket whose error it reported
+    /// while a worker held the lock. Never pushed to the queue.
+    Forget {
+        id: SocketId,
+    },
     SetUdpDest {
         id: SocketId,
         addr: UdpAddress,
@@ -86,6 +91,7 @@ impl Command {
             | Command::Warning { id, .. }
             | Command::SetUdpDest { id, .. }
             | Command::OpenUdp { id, .. }
+            | Command::Forget { id }
             | Command::NoDelay { id } => Some(id),
             Command::Exit => None,
         }

@@ -12,7 +12,7 @@ use crate::info::{self, InfoEntry};
 use crate::os::{self, CallerFd, Poller, Waker};
 use crate::send_buffer::Outgoing;
 use crate::send_buffer::{CopyFailed, SendBuffer};
-use crate::slots::{Entry, SlotTable, SocketId};
+use crate::slots::{Entry, NotCounted, SlotTable, SocketId, TryLock};
 use crate::socket::{Socket, Transport};
 use crate::udp_address::{UdpAddress, UdpFamily};
 
@@ -133,8 +133,13 @@ impl Server {
         priority: Priority,
     ) -> Result<(), SendRefused> {
         self.refuse_after_exit()?;
-        let Some(socket) = self.table.lock(id) else {
-            return Err(SendRefused::InvalidId);
+        let socket = match self.table.try_lock(id) {
+            TryLock::Locked(socket) => socket,
+            TryLock::Busy => {
+                let refuse_if_closing = priority == Priority::High;
+                return self.send_without_lock(id, outgoing, priority, None, refuse_if_closing);
+            }
+            TryLock::Gone => return Err(SendRefused::InvalidId),
         };
         if socket.closing && priority == Priority::High {
             return Err(SendRefused::Closing);
@@ -142,16 +147,48 @@ impl Server {
         if socket.is_udp() && socket.udp_dest.is_none() && socket.udp_connecting == 0 {
             return Err(SendRefused::NoDestination { id });
         }
+        let queued_sends = socket.queued_sends();
         // A low priority send always goes through the poll thread, as upstream's does: a large
         // one must queue there and raise WARNING (a direct write's rest never does).
-        if priority == Priority::High && socket.can_write_directly() {
+        if priority == Priority::High && socket.can_write_directly(queued_sends) {
             return self.write_directly(socket, outgoing, None);
         }
-        if socket.can_append_directly() {
+        if socket.can_append_directly(queued_sends) {
             return self.append_directly(socket, outgoing, priority);
         }
         let buf = SendBuffer::keep(outgoing).map_err(|e| SendRefused::copy(id, e))?;
         self.queue_send(socket, buf, priority, None);
+        Ok(())
+    }
+
+    /// Another thread holds the socket's lock (the poll thread flushing or applying a
+    /// command, or a worker writing): hand the send to the poll thread rather than wait for
+    /// it. Counted first, so no later send writes directly before it is applied. A closing
+    /// socket refuses a high priority stream send here too (the mark is kept beside the count,
+    /// `refuse_if_closing`); what
+    /// else the lock would have let us refuse at once (a UDP socket with no or another
+    /// family's destination) the poll thread drops instead, as upstream's does with a send it
+    /// has queued.
+    fn send_without_lock(
+        &self,
+        id: SocketId,
+        outgoing: Outgoing<'_>,
+        priority: Priority,
+        to: Option<UdpAddress>,
+        refuse_if_closing: bool,
+    ) -> Result<(), SendRefused> {
+        let buf = SendBuffer::keep(outgoing).map_err(|e| SendRefused::copy(id, e))?;
+        match self.table.count_queued_send(id, refuse_if_closing) {
+            Ok(()) => {}
+            Err(NotCounted::Gone) => return Err(SendRefused::InvalidId),
+            Err(NotCounted::Closing) => return Err(SendRefused::Closing),
+        }
+        self.commands.push(Command::Send {
+            id,
+            buf,
+            priority,
+            to,
+        });
         Ok(())
     }
 
@@ -192,13 +229,18 @@ impl Server {
         outgoing: Outgoing<'_>,
     ) -> Result<(), SendRefused> {
         self.refuse_after_exit()?;
-        let Some(socket) = self.table.lock(id) else {
-            return Err(SendRefused::InvalidId);
+        let socket = match self.table.try_lock(id) {
+            TryLock::Locked(socket) => socket,
+            TryLock::Busy => {
+                // Upstream does not refuse a datagram to a closing socket either.
+                return self.send_without_lock(id, outgoing, Priority::High, Some(*to), false);
+            }
+            TryLock::Gone => return Err(SendRefused::InvalidId),
         };
         if socket.udp_family() != Some(to.family()) {
             return Err(SendRefused::WrongFamily);
         }
-        if socket.can_write_directly() {
+        if socket.can_write_directly(socket.queued_sends()) {
             return self.write_directly(socket, outgoing, Some(*to));
         }
         let buf = SendBuffer::keep(outgoing).map_err(|e| SendRefused::copy(id, e))?;
@@ -208,12 +250,12 @@ impl Server {
 
     fn queue_send(
         &self,
-        mut socket: Entry<'_, Socket>,
+        socket: Entry<'_, Socket>,
         buf: SendBuffer,
         priority: Priority,
         to: Option<UdpAddress>,
     ) {
-        socket.pending_sends += 1;
+        socket.count_queued_send();
         let id = socket.id;
         drop(socket);
         self.commands.push(Command::Send {

@@ -4,7 +4,7 @@
 //! first use, so memory follows the ids in use rather than the 65536 maximum.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, MutexGuard};
 
@@ -38,7 +38,70 @@ const CHUNKS: usize = MAX_SOCKETS / CHUNK_SLOTS;
 struct Slot<T> {
     /// The id that owns the slot, 0 when free. Claimed with a CAS so reservation needs no lock.
     owner: AtomicI32,
+    /// What a worker must know to send without the lock, kept outside it: the sends handed
+    /// to the poll thread as commands and not applied yet (no later send may overtake them by
+    /// writing directly), and whether the socket is closing (high priority sends are refused).
+    /// The owner's id is in the high half, so the value changes only for the id it belongs
+    /// to: a late command of a closed socket cannot touch the socket reusing the slot.
+    sends: AtomicU64,
     state: Mutex<Option<Box<T>>>,
+}
+
+const CLOSING: u64 = 1 << 31;
+const COUNT: u64 = CLOSING - 1;
+
+/// The value of `Slot::sends` for `id` with no send queued, not closing.
+fn fresh_sends(id: SocketId) -> u64 {
+    u64::from(id.0 as u32) << 32
+}
+
+/// Why a send could not be counted.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum NotCounted {
+    /// The id is stale.
+    Gone,
+    /// The socket is closing and the send was of high priority.
+    Closing,
+}
+
+/// Changes `sends` with `change` if it belongs to `id`.
+fn update_sends(
+    sends: &AtomicU64,
+    id: SocketId,
+    change: impl Fn(u64) -> Result<u64, NotCounted>,
+) -> Result<(), NotCounted> {
+    let mut current = sends.load(Ordering::Acquire);
+    loop {
+        if current >> 32 != u64::from(id.0 as u32) {
+            return Err(NotCounted::Gone);
+        }
+        let next = change(current)?;
+        match sends.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return Ok(()),
+            Err(seen) => current = seen,
+        }
+    }
+}
+
+fn add_queued_send(value: u64, refuse_if_closing: bool) -> Result<u64, NotCounted> {
+    if refuse_if_closing && value & CLOSING != 0 {
+        return Err(NotCounted::Closing);
+    }
+    // A count this large would need two billion sends in flight; saturate rather than wrap.
+    Ok(if value & COUNT == COUNT {
+        value
+    } else {
+        value + 1
+    })
+}
+
+/// What trying to lock an id found.
+pub(crate) enum TryLock<'a, T> {
+    Locked(Entry<'a, T>),
+    /// Live, but another thread holds its lock.
+    Busy,
+    /// Stale, unknown or invalid.
+    Gone,
 }
 
 struct Chunk<T> {
@@ -82,6 +145,7 @@ impl<T> SlotTable<T> {
             slots: (0..CHUNK_SLOTS)
                 .map(|_| Slot {
                     owner: AtomicI32::new(0),
+                    sends: AtomicU64::new(0),
                     state: Mutex::new(None),
                 })
                 .collect(),
@@ -113,6 +177,7 @@ impl<T> SlotTable<T> {
                 .compare_exchange(0, id.0, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
+                slot.sends.store(fresh_sends(id), Ordering::Release);
                 *slot.state.lock() = Some(Box::new(make(id)));
                 return Some(id);
             }
@@ -130,6 +195,42 @@ impl<T> SlotTable<T> {
         // Re-check under the lock: the slot may have been released and reused meanwhile.
         (slot.owner.load(Ordering::Acquire) == id.0 && guard.is_some())
             .then_some(Entry { slot, guard })
+    }
+
+    /// Locks the live entry of `id` if no other thread holds its lock; never waits.
+    pub(crate) fn try_lock(&self, id: SocketId) -> TryLock<'_, T> {
+        let Some(slot) = self.slot(id) else {
+            return TryLock::Gone;
+        };
+        if slot.owner.load(Ordering::Acquire) != id.0 {
+            return TryLock::Gone;
+        }
+        let Some(guard) = slot.state.try_lock() else {
+            return TryLock::Busy;
+        };
+        if slot.owner.load(Ordering::Acquire) == id.0 && guard.is_some() {
+            TryLock::Locked(Entry { slot, guard })
+        } else {
+            TryLock::Gone
+        }
+    }
+
+    /// Whether some thread holds the lock of `id`'s slot now (a hint: it may change at once).
+    pub(crate) fn is_locked(&self, id: SocketId) -> bool {
+        self.slot(id).is_some_and(|slot| slot.state.is_locked())
+    }
+
+    /// Counts a send of `id` handed to the poll thread without the lock. Refused for a stale
+    /// id, and for a closing socket when `refuse_if_closing`.
+    pub(crate) fn count_queued_send(
+        &self,
+        id: SocketId,
+        refuse_if_closing: bool,
+    ) -> Result<(), NotCounted> {
+        let slot = self.slot(id).ok_or(NotCounted::Gone)?;
+        update_sends(&slot.sends, id, |value| {
+            add_queued_send(value, refuse_if_closing)
+        })
     }
 
     /// Slots that have an owner, in slot order (chunks never allocated are skipped).
@@ -167,9 +268,44 @@ impl<T> SlotTable<T> {
 }
 
 impl<'a, T> Entry<'a, T> {
+    fn id(&self) -> SocketId {
+        SocketId(self.slot.owner.load(Ordering::Acquire))
+    }
+
+    /// Sends of this entry handed to the poll thread and not applied yet.
+    pub(crate) fn queued_sends(&self) -> u32 {
+        let value = self.slot.sends.load(Ordering::Acquire);
+        if value >> 32 == u64::from(self.id().0 as u32) {
+            (value & COUNT) as u32
+        } else {
+            0
+        }
+    }
+
+    /// Counts a send handed to the poll thread.
+    pub(crate) fn count_queued_send(&self) {
+        let _ = update_sends(&self.slot.sends, self.id(), |value| {
+            add_queued_send(value, false)
+        });
+    }
+
+    /// The poll thread applied one of the queued sends.
+    pub(crate) fn count_applied_send(&self) {
+        let _ = update_sends(&self.slot.sends, self.id(), |value| {
+            Ok(if value & COUNT == 0 { value } else { value - 1 })
+        });
+    }
+
+    /// From now on, high priority sends counted without the lock are refused.
+    pub(crate) fn refuse_high_priority_sends(&self) {
+        let _ = update_sends(&self.slot.sends, self.id(), |value| Ok(value | CLOSING));
+    }
+
     /// Frees the slot and returns what it held; the id is stale from now on.
     pub(crate) fn remove(mut self) -> Box<T> {
         let value = self.guard.take().expect("an Entry always holds a value");
+        // No id's count: a send counted for this id from now on is refused.
+        self.slot.sends.store(0, Ordering::Release);
         self.slot.owner.store(0, Ordering::Release);
         value
     }
@@ -238,6 +374,63 @@ mod tests {
         let mut live = 0;
         table.for_each(|_| live += 1);
         assert_eq!(live, MAX_SOCKETS);
+    }
+
+    #[test]
+    fn a_locked_entry_is_busy_for_everyone_else() {
+        let table = SlotTable::<()>::default();
+        let id = table.reserve(|_| ()).unwrap();
+        let held = table.lock(id).unwrap();
+        assert!(matches!(table.try_lock(id), TryLock::Busy));
+        drop(held);
+        assert!(matches!(table.try_lock(id), TryLock::Locked(_)));
+        table.lock(id).unwrap().remove();
+        assert!(matches!(table.try_lock(id), TryLock::Gone));
+        assert!(matches!(table.try_lock(SocketId(0)), TryLock::Gone));
+    }
+
+    #[test]
+    fn queued_sends_belong_to_their_id_and_never_go_below_zero() {
+        let table = SlotTable::<()>::default();
+        let old = table.reserve(|_| ()).unwrap();
+        assert_eq!(table.count_queued_send(old, true), Ok(()));
+        assert_eq!(table.count_queued_send(old, false), Ok(()));
+        assert_eq!(table.lock(old).unwrap().queued_sends(), 2);
+        table.lock(old).unwrap().remove();
+        assert_eq!(table.count_queued_send(old, false), Err(NotCounted::Gone));
+        let mut new = old;
+        for _ in 0..MAX_SOCKETS {
+            new = table.reserve(|_| ()).unwrap();
+            if slot_index(new) == slot_index(old) {
+                break;
+            }
+            table.lock(new).unwrap().remove();
+        }
+        let entry = table.lock(new).unwrap();
+        assert_eq!(entry.queued_sends(), 0, "the new owner starts from zero");
+        entry.count_applied_send();
+        assert_eq!(entry.queued_sends(), 0);
+        // A late command of the old id must not touch the new owner's count.
+        assert_eq!(
+            update_sends(&entry.slot.sends, old, |v| Ok(v - 1)),
+            Err(NotCounted::Gone)
+        );
+        entry.count_queued_send();
+        assert_eq!(entry.queued_sends(), 1);
+    }
+
+    #[test]
+    fn a_closing_socket_refuses_only_high_priority_sends_counted_without_the_lock() {
+        let table = SlotTable::<()>::default();
+        let id = table.reserve(|_| ()).unwrap();
+        table.lock(id).unwrap().refuse_high_priority_sends();
+        assert_eq!(table.count_queued_send(id, true), Err(NotCounted::Closing));
+        assert_eq!(table.count_queued_send(id, false), Ok(()));
+        let entry = table.lock(id).unwrap();
+        assert_eq!(entry.queued_sends(), 1, "the closing mark is not a count");
+        entry.count_applied_send();
+        entry.count_applied_send();
+        assert_eq!(entry.queued_sends(), 0);
     }
 
     #[test]

@@ -121,10 +121,6 @@ pub(crate) struct Socket {
     /// Writers: the poll thread (sends it applies, flushing), workers (the rest of a direct
     /// write, appending to a congested socket).
     pub queue: WriteQueue,
-    /// Send commands issued for this socket that the poll thread has not applied yet. Direct
-    /// writes wait for zero, so they can never overtake queued data. Writers: workers add,
-    /// the poll thread subtracts.
-    pub pending_sends: u32,
     /// UDP default destination. Writers: the worker that reserves it (udp_dial), then the
     /// poll thread (udp_connect applied).
     pub udp_dest: Option<UdpAddress>,
@@ -159,7 +155,6 @@ impl Socket {
             registered: false,
             interest: Interest::default(),
             queue: WriteQueue::default(),
-            pending_sends: 0,
             udp_dest: None,
             udp_connecting: 0,
             read_size: MIN_READ,
@@ -190,29 +185,31 @@ impl Socket {
         }
     }
 
-    /// Nothing queued and nothing on its way, or writing is over anyway.
-    pub(crate) fn nothing_to_send(&self) -> bool {
-        (self.queue.is_empty() && self.pending_sends == 0) || self.phase == Phase::HalfClosedWrite
+    /// Nothing queued and nothing on its way, or writing is over anyway. `queued_sends`, here
+    /// and below: the socket's send commands not applied yet (`Entry::queued_sends`; they are
+    /// counted in its slot, so a worker can count one without the lock).
+    pub(crate) fn nothing_to_send(&self, queued_sends: u32) -> bool {
+        (self.queue.is_empty() && queued_sends == 0) || self.phase == Phase::HalfClosedWrite
     }
 
     /// A worker may write straight to the fd: the socket is open both ways, and no byte is
     /// queued or on its way that this write could overtake.
-    pub(crate) fn can_write_directly(&self) -> bool {
+    pub(crate) fn can_write_directly(&self, queued_sends: u32) -> bool {
         self.phase == Phase::Connected
             && !self.closing
             && self.queue.is_empty()
-            && self.pending_sends == 0
+            && queued_sends == 0
             && self.udp_connecting == 0
     }
 
     /// A worker may append to the queue itself: the poll thread is already flushing it (a
     /// non-empty queue of a connected socket always has writability watched, or an
     /// EnableWrite on its way), and no send command is in flight that this could overtake.
-    pub(crate) fn can_append_directly(&self) -> bool {
+    pub(crate) fn can_append_directly(&self, queued_sends: u32) -> bool {
         self.transport == Transport::Tcp
             && self.phase == Phase::Connected
             && !self.closing
-            && self.pending_sends == 0
+            && queued_sends == 0
             && !self.queue.is_empty()
     }
 
@@ -396,13 +393,11 @@ mod tests {
     #[test]
     fn direct_writes_wait_for_queued_and_pending_data() {
         let mut s = Socket::reserved(SocketId::from_raw(1), 0, Transport::Tcp);
-        assert!(!s.can_write_directly());
+        assert!(!s.can_write_directly(0));
         s.phase = Phase::Connected;
-        assert!(s.can_write_directly());
-        s.pending_sends = 1;
-        assert!(!s.can_write_directly());
-        s.pending_sends = 0;
+        assert!(s.can_write_directly(0));
+        assert!(!s.can_write_directly(1));
         s.closing = true;
-        assert!(!s.can_write_directly());
+        assert!(!s.can_write_directly(0));
     }
 }

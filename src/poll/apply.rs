@@ -113,6 +113,10 @@ impl Server {
                 }
                 None
             }
+            Command::Forget { id } => {
+                close_now(st.readers.lock(&self.table, id)?, &self.poller);
+                None
+            }
             Command::Exit => Some(Report::exit()),
         }
     }
@@ -207,13 +211,18 @@ impl Server {
             socket.remove();
             return Some(Report::close(id, opaque));
         }
-        match close::on_owner_close(socket.phase, shutdown, socket.nothing_to_send()) {
+        match close::on_owner_close(
+            socket.phase,
+            shutdown,
+            socket.nothing_to_send(socket.queued_sends()),
+        ) {
             OwnerClose::Now { report } => {
                 close_now(socket, &self.poller);
                 report.then(|| Report::close(id, opaque))
             }
             OwnerClose::AfterFlush { stop_reading } => {
                 socket.closing = true;
+                socket.refuse_high_priority_sends();
                 if stop_reading {
                     socket.close_read(&self.poller, false);
                     return Some(Report::close(id, opaque));
@@ -232,14 +241,14 @@ impl Server {
         to: Option<UdpAddress>,
     ) -> Option<Report> {
         let mut socket = st.readers.lock(&self.table, id)?;
-        socket.pending_sends = socket.pending_sends.saturating_sub(1);
+        socket.count_applied_send();
         if socket.is_listener() {
             log!("socket-server error: write to listen fd {id}.");
             return None;
         }
         if !socket.accepts_data() {
             drop(buf);
-            if socket.closing && socket.nothing_to_send() {
+            if socket.closing && socket.nothing_to_send(socket.queued_sends()) {
                 // The last send a closing socket waited for: now it can go.
                 close_now(socket, &self.poller);
             }

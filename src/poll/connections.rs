@@ -111,7 +111,9 @@ impl Server {
             return Report::error_text(id, opaque, message);
         }
         socket.phase = Phase::Connected;
-        if socket.nothing_to_send() && socket.set_writing(&self.poller, false).is_err() {
+        if socket.nothing_to_send(socket.queued_sends())
+            && socket.set_writing(&self.poller, false).is_err()
+        {
             close_now(socket, &self.poller);
             return Report::error(id, opaque, text::DISABLE_WRITE_FAILED);
         }

@@ -31,7 +31,7 @@ use crate::os;
 use crate::os::log::log;
 use crate::report::{Report, text};
 use crate::server::Server;
-use crate::slots::SocketId;
+use crate::slots::{SocketId, TryLock};
 use crate::socket::Phase;
 use crate::socket::close_now;
 
@@ -68,6 +68,10 @@ impl Server {
                 self.commands.take_all(&mut st.commands);
             }
             if let Some(command) = st.commands.pop_front() {
+                if self.must_defer(st, &command) {
+                    st.deferred.push_back(command);
+                    continue;
+                }
                 if let Some(id) = command.id() {
                     // The owner decides about reading from now on.
                     if matches!(command, Command::Pause { .. } | Command::Start { .. }) {
@@ -89,9 +93,36 @@ impl Server {
         }
     }
 
+    /// Whether `command` must wait: a worker holds its socket's lock (most likely writing to
+    /// it), or an earlier command of the same socket waits already. The poll thread never
+    /// sleeps on a lock a worker may hold across a system call; it looks at the events and
+    /// comes back. (A worker could still take the lock between this check and the command's
+    /// own; the check keeps that window to a few instructions.)
+    fn must_defer(&self, st: &PollState, command: &Command) -> bool {
+        match command.id() {
+            Some(id) => {
+                self.table.is_locked(id) || st.deferred.iter().any(|held| held.id() == Some(id))
+            }
+            // Exit: after everything issued before it.
+            None => !st.deferred.is_empty(),
+        }
+    }
+
     fn wait(&self, st: &mut PollState, waited: &mut bool) {
         st.events.clear();
         st.next_event = 0;
+        if !st.deferred.is_empty() {
+            // Look at the events without sleeping, then retry the held commands first: they
+            // are older than anything still in the queue.
+            let result = self
+                .poller
+                .wait(&mut st.raw_events, &mut st.events, Some(Duration::ZERO));
+            while let Some(command) = st.deferred.pop_back() {
+                st.commands.push_front(command);
+            }
+            log_wait_error(result);
+            return;
+        }
         if !self.commands.about_to_sleep() {
             return;
         }
@@ -105,11 +136,7 @@ impl Server {
             self.resume_listeners(st);
         }
         *waited = true;
-        if let Err(err) = result
-            && err.kind() != io::ErrorKind::Interrupted
-        {
-            log!("socket-server error: {}", os::error_text(&err));
-        }
+        log_wait_error(result);
     }
 
     /// Reports one event of the current batch, or moves past it.
@@ -122,6 +149,10 @@ impl Server {
             return None;
         }
         let id = SocketId::from_raw(event.token as i32);
+        if st.forgetting(id) {
+            st.next_event += 1;
+            return None;
+        }
         if event.read && st.readers.has(id) {
             return if st.readers.datagram(id).is_some() {
                 self.drain_datagrams(st, index, event, id)
@@ -130,8 +161,9 @@ impl Server {
             };
         }
         // A token names an id, so an event for a closed socket finds nothing, even when a
-        // new socket reuses the slot.
-        let Some(mut socket) = st.readers.lock(&self.table, id) else {
+        // new socket reuses the slot. A socket a worker is writing to is left for the next
+        // wait, which reports it again (readiness is level-triggered).
+        let TryLock::Locked(mut socket) = st.readers.try_lock(&self.table, id) else {
             st.next_event += 1;
             return None;
         };
@@ -190,5 +222,13 @@ impl Server {
             return report.then(|| Report::close(id, opaque));
         }
         None
+    }
+}
+
+fn log_wait_error(result: io::Result<()>) {
+    if let Err(err) = result
+        && err.kind() != io::ErrorKind::Interrupted
+    {
+        log!("socket-server error: {}", os::error_text(&err));
     }
 }

@@ -1,5 +1,6 @@
 //! Reading stream sockets: with a reader, without the socket's lock; otherwise with it. EOF
-//! and read errors take the lock and follow the close rules of `close.rs`.
+//! takes the lock (if no worker holds it) and follows the close rules of `close.rs`; a read
+//! error is reported and changes nothing.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -11,7 +12,7 @@ use crate::os::log::log;
 use crate::os::{self, Readiness};
 use crate::report::Report;
 use crate::server::Server;
-use crate::slots::{Entry, SocketId};
+use crate::slots::{Entry, SocketId, TryLock};
 use crate::socket::close_now;
 use crate::socket::{self, Phase, Socket};
 
@@ -70,10 +71,18 @@ impl Server {
                 }
             }
             StreamRead::Nothing => ReadOutcome::Nothing,
-            ended => match st.readers.lock(&self.table, id) {
-                Some(socket) => self.stream_read_result(socket, ended),
+            // A read error changes nothing about the socket (upstream keeps it too).
+            StreamRead::Failed(err) => ReadOutcome::Ended(Some(Report::error_text(
+                id,
+                reader.opaque,
+                os::error_text(&err),
+            ))),
+            StreamRead::Eof => match st.readers.try_lock(&self.table, id) {
+                TryLock::Locked(socket) => self.stream_read_result(socket, StreamRead::Eof),
+                // A worker is writing: read the EOF again on the socket's next event.
+                TryLock::Busy => ReadOutcome::Ended(None),
                 // Never: a reader lives no longer than its socket (Readers::lock asserts it).
-                None => ReadOutcome::Ended(None),
+                TryLock::Gone => ReadOutcome::Ended(None),
             },
         };
         self.after_read(st, index, event, outcome)
@@ -112,7 +121,11 @@ impl Server {
                 ReadOutcome::Ended(Some(Report::error_text(id, opaque, os::error_text(&err))))
             }
             StreamRead::Eof => {
-                match close::on_read_eof(socket.phase, socket.closing, socket.nothing_to_send()) {
+                match close::on_read_eof(
+                    socket.phase,
+                    socket.closing,
+                    socket.nothing_to_send(socket.queued_sends()),
+                ) {
                     ReadEof::Ignore => ReadOutcome::Nothing,
                     ReadEof::CloseSilently => {
                         close_now(socket, &self.poller);

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
-use crate::slots::{Entry, SlotTable, SocketId};
+use crate::slots::{Entry, SlotTable, SocketId, TryLock};
 use crate::socket::{Phase, Socket, Stats};
 use crate::udp_address::UdpFamily;
 
@@ -89,6 +89,38 @@ impl Readers {
             _ => {}
         }
         socket
+    }
+
+    /// Locks socket `id` as `lock` does if no worker holds its lock; the reader stays when it
+    /// is busy. The poll thread takes this where a worker may hold the lock across a write.
+    pub(super) fn try_lock<'t>(
+        &mut self,
+        table: &'t SlotTable<Socket>,
+        id: SocketId,
+    ) -> TryLock<'t, Socket> {
+        match table.try_lock(id) {
+            TryLock::Locked(mut socket) => {
+                if let Some(Reader::Stream(reader)) = self.by_id.remove(&id) {
+                    socket.read_size = reader.read_size;
+                }
+                TryLock::Locked(socket)
+            }
+            TryLock::Busy => TryLock::Busy,
+            TryLock::Gone => {
+                debug_assert!(
+                    !self.by_id.contains_key(&id),
+                    "socket {id} closed behind its reader"
+                );
+                TryLock::Gone
+            }
+        }
+    }
+
+    /// Drops the reader of a datagram socket about to close without its lock (it has nothing
+    /// to write back).
+    pub(super) fn forget(&mut self, id: SocketId) {
+        let reader = self.by_id.remove(&id);
+        debug_assert!(matches!(reader, Some(Reader::Datagram(_))));
     }
 
     pub(super) fn stream(&mut self, id: SocketId) -> Option<&mut StreamReader> {

@@ -13,6 +13,9 @@ const MAX_EVENTS: usize = 64;
 /// State only the poll thread touches.
 pub(super) struct PollState {
     pub(super) commands: VecDeque<Command>,
+    /// Commands held back because a worker held their socket's lock, in order; retried after
+    /// the next look at the events.
+    pub(super) deferred: VecDeque<Command>,
     pub(super) events: Vec<Readiness>,
     pub(super) next_event: usize,
     pub(super) raw_events: EventBuffer,
@@ -30,6 +33,7 @@ impl PollState {
     pub(super) fn new() -> PollState {
         PollState {
             commands: VecDeque::new(),
+            deferred: VecDeque::new(),
             events: Vec::with_capacity(MAX_EVENTS),
             next_event: 0,
             raw_events: EventBuffer::with_capacity(MAX_EVENTS),
@@ -38,5 +42,17 @@ impl PollState {
             spare_fd: os::spare_fd(),
             suspended_listeners: Vec::new(),
         }
+    }
+}
+
+impl PollState {
+    /// Whether socket `id` is waiting to be closed by a held-back `Forget`: its events are
+    /// skipped until then.
+    pub(super) fn forgetting(&self, id: SocketId) -> bool {
+        !self.deferred.is_empty()
+            && self
+                .deferred
+                .iter()
+                .any(|held| matches!(held, Command::Forget { id: held_id } if *held_id == id))
     }
 }

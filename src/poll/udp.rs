@@ -2,12 +2,13 @@
 //! lock) and sending queued ones.
 
 use super::state::PollState;
+use crate::command::Command;
 use crate::os::heap::CBuf;
 use crate::os::log::log;
 use crate::os::{self, Readiness};
 use crate::report::Report;
 use crate::server::Server;
-use crate::slots::SocketId;
+use crate::slots::{SocketId, TryLock};
 use crate::socket::close_now;
 use crate::udp_address::{UdpAddress, UdpFamily};
 use crate::write_queue::DatagramSent;
@@ -41,9 +42,17 @@ impl Server {
                 return None;
             }
             Err(err) => {
+                // A failed read closes a UDP socket, as upstream's does; if a worker is
+                // sending on it, the close waits for the lock among the held commands.
                 st.next_event += 1;
-                if let Some(socket) = st.readers.lock(&self.table, id) {
-                    close_now(socket, &self.poller);
+                match st.readers.try_lock(&self.table, id) {
+                    TryLock::Locked(socket) => close_now(socket, &self.poller),
+                    TryLock::Busy => {
+                        // Nothing more is read from it: its events wait for the close too.
+                        st.readers.forget(id);
+                        st.deferred.push_back(Command::Forget { id });
+                    }
+                    TryLock::Gone => {}
                 }
                 return Some(Report::error_text(id, opaque, os::error_text(&err)));
             }
