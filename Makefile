@@ -4,7 +4,10 @@
 #   make test     every check: format, lint, Rust unit tests, ABI and export checks, C tests
 #                 (directly and under valgrind), the differential runner's invariant seeds
 #                 (difftest-check), the skynet-shaped stress run (directly, ~30 s, and under
-#                 valgrind memcheck); more sanitizer runs: see stress/README.md
+#                 valgrind memcheck), then check-platforms; more sanitizer runs: see
+#                 stress/README.md
+#   make check-platforms   the library built and linted for macOS, FreeBSD and ARM64 Linux, the
+#                 C tests and demo run on ARM64 under qemu (platforms/platforms.mk)
 #   make difftest OTHER=/path/impl.o SEEDS=N   random programs, ours against another
 #                 implementation, first difference shrunk (difftest/README.md)
 #   make bench    benchmarks, ours against a raw-epoll floor (OTHER=/path/impl.o adds another
@@ -86,7 +89,7 @@ demo: $(LIB) $(HEADER)
 	./$(BUILD)/echo_demo
 
 test: check-format lint unit all check-header check-abi check-exports ctest-plain ctest-valgrind \
-		difftest-check stress stress-memcheck
+		difftest-check stress stress-memcheck check-platforms
 	@echo "make test: all checks passed"
 
 check-format:
@@ -123,3 +126,4 @@ clean:
 -include bench/bench.mk
 -include stress/stress.mk
 -include difftest/difftest.mk
+-include platforms/platforms.mk
