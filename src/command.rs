@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 
-use crate::os::{CallerFd, EventFd, SockAddr};
+use crate::os::{CallerFd, SockAddr, Waker};
 use crate::send_buffer::SendBuffer;
 use crate::slots::SocketId;
 use crate::udp_address::UdpAddress;
@@ -92,18 +92,19 @@ impl Command {
     }
 }
 
-/// The epoll token of the queue's wake-up fd; socket tokens are their (positive) ids.
-pub(crate) const WAKE_TOKEN: u64 = u64::MAX;
+/// The poller token of the queue's wake-up fd; socket tokens are their (positive) ids. It
+/// fits 32 bits, as kqueue's pointer-sized token does on 32-bit systems.
+pub(crate) const WAKE_TOKEN: u64 = u32::MAX as u64;
 
 pub(crate) struct CommandQueue {
     queue: Mutex<VecDeque<Command>>,
     pending: AtomicBool,
     poller_asleep: AtomicBool,
-    wake: EventFd,
+    wake: Waker,
 }
 
 impl CommandQueue {
-    pub(crate) fn new(wake: EventFd) -> CommandQueue {
+    pub(crate) fn new(wake: Waker) -> CommandQueue {
         CommandQueue {
             queue: Mutex::new(VecDeque::new()),
             pending: AtomicBool::new(false),
@@ -135,7 +136,7 @@ impl CommandQueue {
         self.pending.store(false, Ordering::Release);
     }
 
-    /// The poll thread is about to block in epoll_wait. Returns false (and stays awake) when
+    /// The poll thread is about to block waiting for events. Returns false (and stays awake) when
     /// a command is already pending.
     pub(crate) fn about_to_sleep(&self) -> bool {
         self.poller_asleep.store(true, Ordering::SeqCst);
@@ -150,7 +151,7 @@ impl CommandQueue {
         self.poller_asleep.store(false, Ordering::SeqCst);
     }
 
-    /// Resets the wake-up fd after epoll reported it.
+    /// Resets the wake-up fd after the poller reported it.
     pub(crate) fn clear_wake(&self) {
         self.wake.drain();
     }
@@ -161,7 +162,8 @@ mod tests {
     use super::*;
 
     fn queue() -> CommandQueue {
-        CommandQueue::new(EventFd::new().unwrap())
+        let poller = crate::os::Poller::new().unwrap();
+        CommandQueue::new(Waker::new(&poller, WAKE_TOKEN).unwrap())
     }
 
     #[test]
@@ -201,7 +203,7 @@ mod tests {
     }
 
     #[test]
-    fn a_push_to_a_sleeping_poller_signals_the_eventfd_once() {
+    fn a_push_to_a_sleeping_poller_signals_the_waker_once() {
         let q = queue();
         assert!(q.about_to_sleep());
         q.push(Command::Exit);

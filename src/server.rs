@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::command::{self, Command, CommandQueue};
 use crate::info::{self, InfoEntry};
-use crate::os::{self, CallerFd, Epoll, EventFd};
+use crate::os::{self, CallerFd, Poller, Waker};
 use crate::send_buffer::Outgoing;
 use crate::send_buffer::{CopyFailed, SendBuffer};
 use crate::slots::{Entry, SlotTable, SocketId};
@@ -21,7 +21,7 @@ pub(crate) use crate::write_queue::Priority;
 pub(crate) struct Server {
     pub(crate) table: SlotTable<Socket>,
     pub(crate) commands: CommandQueue,
-    pub(crate) epoll: Epoll,
+    pub(crate) poller: Poller,
     time: AtomicU64,
     /// Set by `socket_server_exit`: the poll thread is about to stop for good, so sends are
     /// refused instead of being held until release.
@@ -31,13 +31,12 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn new(time: u64) -> io::Result<Server> {
-        let epoll = Epoll::new()?;
-        let wake = EventFd::new()?;
-        epoll.add_edge_triggered(wake.raw(), command::WAKE_TOKEN)?;
+        let poller = Poller::new()?;
+        let wake = Waker::new(&poller, command::WAKE_TOKEN)?;
         Ok(Server {
             table: SlotTable::default(),
             commands: CommandQueue::new(wake),
-            epoll,
+            poller,
             time: AtomicU64::new(time),
             exiting: AtomicBool::new(false),
             exit_refusal_logged: AtomicBool::new(false),
@@ -403,6 +402,6 @@ impl Drop for Server {
     /// never applied release what they carry as they drop.
     fn drop(&mut self) {
         self.table
-            .for_each(|socket| socket.remove().close_fd(&self.epoll));
+            .for_each(|socket| socket.remove().close_fd(&self.poller));
     }
 }

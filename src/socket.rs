@@ -1,18 +1,18 @@
 //! Per-socket state. It lives in its slot behind the slot's mutex, which is the per-socket
 //! lock: the poll thread holds it while it changes the socket, a worker holds it for a direct
-//! write. Only the poll thread changes `phase`, the epoll interest and the fd.
+//! write. Only the poll thread changes `phase`, the poller interest and the fd.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::os::{self, CallerFd, Epoll, Interest, SockAddr};
+use crate::os::{self, CallerFd, Interest, Poller, SockAddr};
 use crate::slots::{Entry, SocketId};
 use crate::udp_address::{UdpAddress, UdpFamily};
 use crate::write_queue::WriteQueue;
 
-/// The epoll token of a socket: its (positive) id, so an event can never reach a newer socket
+/// The poller token of a socket: its (positive) id, so an event can never reach a newer socket
 /// that reuses the slot.
 pub(crate) fn token(id: SocketId) -> u64 {
     id.raw() as u64
@@ -20,8 +20,8 @@ pub(crate) fn token(id: SocketId) -> u64 {
 
 /// Closes a socket at once: it leaves the table (its id is stale from now on) and its fd is
 /// closed as `close_fd` says.
-pub(crate) fn close_now(socket: Entry<'_, Socket>, epoll: &Epoll) {
-    socket.remove().close_fd(epoll);
+pub(crate) fn close_now(socket: Entry<'_, Socket>, poller: &Poller) {
+    socket.remove().close_fd(poller);
 }
 
 /// The smallest (and first) read buffer.
@@ -115,7 +115,7 @@ pub(crate) struct Socket {
     /// An error event reported ERR: the connection failed, and a write failing after it is
     /// not reported again. Writer: the poll thread.
     pub error_reported: bool,
-    /// Whether the fd is in epoll, and what epoll is asked for. Writer: the poll thread.
+    /// Whether the fd is in the poller, and what it is watched for. Writer: the poll thread.
     pub registered: bool,
     pub interest: Interest,
     /// Writers: the poll thread (sends it applies, flushing), workers (the rest of a direct
@@ -231,16 +231,16 @@ impl Socket {
 
     // ---- registration: the poll thread's business only ------------------------------------
 
-    /// Puts the socket's new descriptor in epoll with `interest` and moves it to `phase`. On
+    /// Puts the socket's new descriptor in the poller with `interest` and moves it to `phase`. On
     /// failure the descriptor is closed and the socket is unchanged.
     pub(crate) fn register(
         &mut self,
-        epoll: &Epoll,
+        poller: &Poller,
         fd: OwnedFd,
         interest: Interest,
         phase: Phase,
     ) -> io::Result<()> {
-        epoll.add(fd.as_raw_fd(), token(self.id), interest)?;
+        poller.add(fd.as_raw_fd(), token(self.id), interest)?;
         self.descriptor = Descriptor::Owned(fd);
         self.registered = true;
         self.interest = interest;
@@ -249,14 +249,14 @@ impl Socket {
     }
 
     /// The same for a descriptor handed in by socket_server_bind: the caller's, so it is not
-    /// closed on failure, and it is made non-blocking once epoll takes it.
+    /// closed on failure, and it is made non-blocking once the poller takes it.
     pub(crate) fn register_bound(
         &mut self,
-        epoll: &Epoll,
+        poller: &Poller,
         fd: CallerFd,
         interest: Interest,
     ) -> io::Result<()> {
-        epoll.add(fd.raw(), token(self.id), interest)?;
+        poller.add(fd.raw(), token(self.id), interest)?;
         os::set_nonblocking(fd.raw());
         self.is_socket = os::is_socket(fd.raw());
         self.descriptor = Descriptor::Caller(fd);
@@ -266,8 +266,8 @@ impl Socket {
         Ok(())
     }
 
-    /// Sets what epoll watches the fd for.
-    pub(crate) fn set_interest(&mut self, epoll: &Epoll, interest: Interest) -> io::Result<()> {
+    /// Sets what the poller watches the fd for.
+    pub(crate) fn set_interest(&mut self, poller: &Poller, interest: Interest) -> io::Result<()> {
         if self.interest == interest {
             return Ok(());
         }
@@ -275,36 +275,36 @@ impl Socket {
             return Err(io::Error::from_raw_os_error(libc::EBADF));
         }
         self.interest = interest;
-        epoll.modify(self.fd(), token(self.id), interest)
+        poller.modify(self.fd(), token(self.id), interest)
     }
 
-    pub(crate) fn set_reading(&mut self, epoll: &Epoll, read: bool) -> io::Result<()> {
+    pub(crate) fn set_reading(&mut self, poller: &Poller, read: bool) -> io::Result<()> {
         let interest = Interest {
             read,
             ..self.interest
         };
-        self.set_interest(epoll, interest)
+        self.set_interest(poller, interest)
     }
 
-    pub(crate) fn set_writing(&mut self, epoll: &Epoll, write: bool) -> io::Result<()> {
+    pub(crate) fn set_writing(&mut self, poller: &Poller, write: bool) -> io::Result<()> {
         let interest = Interest {
             write,
             ..self.interest
         };
-        self.set_interest(epoll, interest)
+        self.set_interest(poller, interest)
     }
 
-    /// Closes the fd. A descriptor we created is ours alone, so closing it also ends its epoll
+    /// Closes the fd. A descriptor we created is ours alone, so closing it also ends its poller
     /// registration. A bound descriptor may share its file with others (stdin and stdout), so
-    /// it leaves epoll explicitly; it is the caller's, and stays open unless its phase moved on
+    /// it leaves the poller explicitly; it is the caller's, and stays open unless its phase moved on
     /// (its peer's EOF, a write error, a close that had to flush), when upstream closes it too.
-    pub(crate) fn close_fd(self, epoll: &Epoll) {
+    pub(crate) fn close_fd(self, poller: &Poller) {
         match self.descriptor {
             Descriptor::None => {}
             Descriptor::Owned(fd) => drop(fd),
             Descriptor::Caller(fd) => {
                 if self.registered {
-                    let _ = epoll.delete(fd.raw());
+                    let _ = poller.delete(fd.raw());
                 }
                 if self.phase != Phase::Bound {
                     drop(fd.adopt());
@@ -315,9 +315,9 @@ impl Socket {
 
     /// Stops reading for good: the peer's FIN arrived (`peer_done`), or the owner closed with
     /// data queued, in which case the read side is shut too.
-    pub(crate) fn close_read(&mut self, epoll: &Epoll, peer_done: bool) {
+    pub(crate) fn close_read(&mut self, poller: &Poller, peer_done: bool) {
         self.enter_half_closed(Phase::HalfClosedRead);
-        let _ = self.set_reading(epoll, false);
+        let _ = self.set_reading(poller, false);
         if !peer_done {
             let _ = os::shutdown(self.fd(), libc::SHUT_RD);
         }

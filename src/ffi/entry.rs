@@ -112,7 +112,7 @@ pub unsafe extern "C" fn socket_server_poll(
         return -1;
     }
     let mut waited = false;
-    let report = ss.poller.poll(&ss.server, &mut waited);
+    let report = ss.poll_loop.poll(&ss.server, &mut waited);
     if waited && !more.is_null() {
         // SAFETY: non-NULL and writable per the contract.
         unsafe { *more = 0 };

@@ -11,7 +11,7 @@ pub use entry::*;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::poll::Poller;
+use crate::poll::PollLoop;
 use crate::server::Server;
 use types::{socket_object_interface, socket_server};
 
@@ -19,7 +19,7 @@ impl socket_server {
     fn new(server: Server) -> Self {
         socket_server {
             server,
-            poller: Poller::new(),
+            poll_loop: PollLoop::new(),
             object_interface: RwLock::new(None),
             poll_text: Mutex::new(Vec::new()),
         }

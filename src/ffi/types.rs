@@ -8,7 +8,7 @@ use core::mem::{offset_of, size_of};
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::poll::Poller;
+use crate::poll::PollLoop;
 use crate::server::Server;
 
 /// Poll result: data received (`ud` bytes at `data`, malloc'ed, the caller frees it).
@@ -52,7 +52,7 @@ pub const SOCKET_INFO_CLOSING: c_int = 5;
 pub struct socket_server {
     pub(crate) server: Server,
     /// The poll thread's state; only `socket_server_poll` uses it.
-    pub(crate) poller: Poller,
+    pub(crate) poll_loop: PollLoop,
     pub(crate) object_interface: RwLock<Option<socket_object_interface>>,
     /// The text of the last OPEN/ERR/ACCEPT result; valid until the next poll.
     pub(crate) poll_text: Mutex<Vec<u8>>,

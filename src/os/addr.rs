@@ -26,6 +26,11 @@ impl SockAddr {
         // SAFETY: sockaddr_in is plain data; all-zero is a valid value.
         let mut sa: libc::sockaddr_in = unsafe { zeroed() };
         sa.sin_family = libc::AF_INET as libc::sa_family_t;
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        {
+            // The BSDs and macOS carry the length in the address too.
+            sa.sin_len = size_of::<libc::sockaddr_in>() as u8;
+        }
         sa.sin_port = u16::from_ne_bytes(port_be);
         sa.sin_addr.s_addr = u32::from_ne_bytes(ip);
         SockAddr::V4(sa)
@@ -35,6 +40,10 @@ impl SockAddr {
         // SAFETY: sockaddr_in6 is plain data; all-zero is a valid value.
         let mut sa: libc::sockaddr_in6 = unsafe { zeroed() };
         sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        {
+            sa.sin6_len = size_of::<libc::sockaddr_in6>() as u8;
+        }
         sa.sin6_port = u16::from_ne_bytes(port_be);
         sa.sin6_addr.s6_addr = ip;
         SockAddr::V6(sa)

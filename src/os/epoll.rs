@@ -1,63 +1,57 @@
-//! epoll and the eventfd the command queue wakes the poll thread with.
+//! The Linux poller: epoll, and an eventfd to wake the poll thread.
+//!
+//! Mapping to what the core expects (`events.rs`): EPOLLIN is `read`, EPOLLOUT `write`,
+//! EPOLLERR `error`, EPOLLHUP `hangup`; registrations are level-triggered. epoll reports
+//! EPOLLERR and EPOLLHUP even for a registration that asked for nothing, which is why a
+//! paused socket with nothing to send still learns of a reset here.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
+use super::events::{Interest, Readiness};
 use super::sys::{owned, syscall};
 
-/// Which readiness a registration asks for. Errors and hang-ups are always reported.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Interest {
-    pub read: bool,
-    pub write: bool,
+fn flags(interest: Interest) -> u32 {
+    let mut flags = 0;
+    if interest.read {
+        flags |= libc::EPOLLIN as u32;
+    }
+    if interest.write {
+        flags |= libc::EPOLLOUT as u32;
+    }
+    flags
 }
 
-impl Interest {
-    fn flags(self) -> u32 {
-        let mut flags = 0;
-        if self.read {
-            flags |= libc::EPOLLIN as u32;
-        }
-        if self.write {
-            flags |= libc::EPOLLOUT as u32;
-        }
-        flags
+fn readiness(event: &libc::epoll_event) -> Readiness {
+    let flags = event.events;
+    Readiness {
+        token: event.u64,
+        read: flags & libc::EPOLLIN as u32 != 0,
+        write: flags & libc::EPOLLOUT as u32 != 0,
+        error: flags & libc::EPOLLERR as u32 != 0,
+        hangup: flags & libc::EPOLLHUP as u32 != 0,
     }
 }
 
-/// What epoll reported for one registration.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Readiness {
-    pub token: u64,
-    pub read: bool,
-    pub write: bool,
-    pub error: bool,
-    pub hangup: bool,
-}
+/// Room for one wait's raw events; kept between waits so waiting allocates nothing.
+pub(crate) struct EventBuffer(Vec<libc::epoll_event>);
 
-impl Readiness {
-    fn from_event(event: &libc::epoll_event) -> Readiness {
-        let flags = event.events;
-        Readiness {
-            token: event.u64,
-            read: flags & libc::EPOLLIN as u32 != 0,
-            write: flags & libc::EPOLLOUT as u32 != 0,
-            error: flags & libc::EPOLLERR as u32 != 0,
-            hangup: flags & libc::EPOLLHUP as u32 != 0,
-        }
+impl EventBuffer {
+    pub(crate) fn with_capacity(capacity: usize) -> EventBuffer {
+        EventBuffer(Vec::with_capacity(capacity.max(1)))
     }
 }
 
 /// An owned epoll instance.
-pub(crate) struct Epoll {
+pub(crate) struct Poller {
     fd: OwnedFd,
 }
 
-impl Epoll {
-    pub(crate) fn new() -> io::Result<Epoll> {
+impl Poller {
+    pub(crate) fn new() -> io::Result<Poller> {
         let fd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
-        Ok(Epoll { fd: owned(fd) })
+        Ok(Poller { fd: owned(fd) })
     }
 
     fn ctl(&self, op: libc::c_int, fd: RawFd, flags: u32, token: u64) -> io::Result<()> {
@@ -71,21 +65,11 @@ impl Epoll {
 
     /// Registers `fd` with `token`, which comes back in every `Readiness` for it.
     pub(crate) fn add(&self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
-        self.ctl(libc::EPOLL_CTL_ADD, fd, interest.flags(), token)
-    }
-
-    /// Registers `fd` edge-triggered for reading (the wake-up eventfd).
-    pub(crate) fn add_edge_triggered(&self, fd: RawFd, token: u64) -> io::Result<()> {
-        self.ctl(
-            libc::EPOLL_CTL_ADD,
-            fd,
-            libc::EPOLLIN as u32 | libc::EPOLLET as u32,
-            token,
-        )
+        self.ctl(libc::EPOLL_CTL_ADD, fd, flags(interest), token)
     }
 
     pub(crate) fn modify(&self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
-        self.ctl(libc::EPOLL_CTL_MOD, fd, interest.flags(), token)
+        self.ctl(libc::EPOLL_CTL_MOD, fd, flags(interest), token)
     }
 
     pub(crate) fn delete(&self, fd: RawFd) -> io::Result<()> {
@@ -96,41 +80,46 @@ impl Epoll {
     /// ready, which may be nothing when the time ran out.
     pub(crate) fn wait(
         &self,
-        buffer: &mut Vec<libc::epoll_event>,
+        buffer: &mut EventBuffer,
         out: &mut Vec<Readiness>,
         timeout: Option<Duration>,
     ) -> io::Result<()> {
         let timeout_ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
         out.clear();
-        let capacity = buffer.capacity().max(1);
-        buffer.clear();
-        buffer.reserve(capacity);
+        let raw = &mut buffer.0;
+        raw.clear();
         let n = syscall!(epoll_wait(
             self.fd.as_raw_fd(),
-            buffer.as_mut_ptr(),
-            capacity as libc::c_int,
+            raw.as_mut_ptr(),
+            raw.capacity() as libc::c_int,
             timeout_ms
         ))?;
         // SAFETY: epoll_wait initialised the first `n` entries (n <= capacity).
-        unsafe { buffer.set_len(n as usize) };
-        out.extend(buffer.iter().map(Readiness::from_event));
+        unsafe { raw.set_len(n as usize) };
+        out.extend(raw.iter().map(readiness));
         Ok(())
     }
 }
 
-/// A non-blocking eventfd used as a wake-up signal.
-pub(crate) struct EventFd {
+/// Wakes a poll thread blocked in `Poller::wait`: an eventfd, registered edge-triggered so
+/// one signal is reported once.
+pub(crate) struct Waker {
     fd: OwnedFd,
 }
 
-impl EventFd {
-    pub(crate) fn new() -> io::Result<EventFd> {
-        let fd = syscall!(eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK))?;
-        Ok(EventFd { fd: owned(fd) })
-    }
-
-    pub(crate) fn raw(&self) -> RawFd {
-        self.fd.as_raw_fd()
+impl Waker {
+    pub(crate) fn new(poller: &Poller, token: u64) -> io::Result<Waker> {
+        let fd = owned(syscall!(eventfd(
+            0,
+            libc::EFD_CLOEXEC | libc::EFD_NONBLOCK
+        ))?);
+        poller.ctl(
+            libc::EPOLL_CTL_ADD,
+            fd.as_raw_fd(),
+            libc::EPOLLIN as u32 | libc::EPOLLET as u32,
+            token,
+        )?;
+        Ok(Waker { fd })
     }
 
     /// Signals the waiter. A full counter (EAGAIN) already means "signalled".
@@ -140,7 +129,7 @@ impl EventFd {
         let _ = unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
     }
 
-    /// Resets the counter; returns how many signals it held (0 when none).
+    /// Clears the signal; returns how many notifications it held (0 when none).
     pub(crate) fn drain(&self) -> u64 {
         let mut value: u64 = 0;
         // SAFETY: reads 8 bytes into a live u64 from our own eventfd.

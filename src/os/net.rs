@@ -1,5 +1,8 @@
-//! Socket system calls. Every descriptor is created close-on-exec, and no write can raise
-//! SIGPIPE on a socket (MSG_NOSIGNAL).
+//! Socket system calls. Every descriptor is created close-on-exec and non-blocking, and no
+//! write can raise SIGPIPE on a socket: MSG_NOSIGNAL on each send where the system has it,
+//! SO_NOSIGPIPE on each socket on Apple's systems, which have neither MSG_NOSIGNAL as a
+//! documented flag nor SOCK_CLOEXEC / SOCK_NONBLOCK / accept4 (there fcntl sets the flags
+//! right after the call; no other thread of ours forks in between).
 
 use std::ffi::CStr;
 use std::io::{self, IoSlice};
@@ -8,6 +11,39 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use super::addr::{SockAddr, resolve};
 use super::sys::{IOV_MAX, owned, syscall};
+
+/// The flags every send of ours passes.
+#[cfg(not(target_vendor = "apple"))]
+const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
+#[cfg(target_vendor = "apple")]
+const SEND_FLAGS: libc::c_int = 0;
+
+/// A new socket, non-blocking and close-on-exec, that never raises SIGPIPE.
+fn new_socket(family: libc::c_int, socktype: libc::c_int) -> io::Result<OwnedFd> {
+    #[cfg(not(target_vendor = "apple"))]
+    let fd = owned(syscall!(socket(
+        family,
+        socktype | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+        0
+    ))?);
+    #[cfg(target_vendor = "apple")]
+    let fd = {
+        let fd = owned(syscall!(socket(family, socktype, 0))?);
+        finish_new_descriptor(fd.as_raw_fd())?;
+        fd
+    };
+    Ok(fd)
+}
+
+/// What Apple's systems cannot set when they create a descriptor: close-on-exec,
+/// non-blocking, no SIGPIPE.
+#[cfg(target_vendor = "apple")]
+fn finish_new_descriptor(fd: RawFd) -> io::Result<()> {
+    super::sys::set_cloexec(fd)?;
+    let flags = syscall!(fcntl(fd, libc::F_GETFL))?;
+    syscall!(fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK))?;
+    set_int_option(fd, libc::SOL_SOCKET, libc::SO_NOSIGPIPE, 1)
+}
 
 fn set_int_option(
     fd: RawFd,
@@ -39,7 +75,7 @@ pub(crate) fn set_nonblocking(fd: RawFd) {
     }
 }
 
-/// True when `fd` is a socket (so MSG_NOSIGNAL sends work on it).
+/// True when `fd` is a socket (so send and its flags work on it).
 pub(crate) fn is_socket(fd: RawFd) -> bool {
     // SAFETY: stat is plain data; all-zero is valid; fstat fills it.
     let mut st: libc::stat = unsafe { zeroed() };
@@ -85,11 +121,7 @@ pub(crate) fn bind_address(
     };
     let addrs = resolve(Some(host), port, socktype).map_err(|err| io::Error::other(err.text))?;
     let addr = addrs[0];
-    let fd = owned(syscall!(socket(
-        addr.family(),
-        socktype | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-        0
-    ))?);
+    let fd = new_socket(addr.family(), socktype)?;
     set_int_option(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
     let (ptr, len) = addr.as_raw();
     syscall!(bind(fd.as_raw_fd(), ptr, len))?;
@@ -103,11 +135,7 @@ pub(crate) fn listen(fd: RawFd, backlog: i32) -> io::Result<()> {
 
 /// A non-blocking, close-on-exec UDP socket of `family`.
 pub(crate) fn udp_socket(family: libc::c_int) -> io::Result<OwnedFd> {
-    Ok(owned(syscall!(socket(
-        family,
-        libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-        0
-    ))?))
+    new_socket(family, libc::SOCK_DGRAM)
 }
 
 /// How a non-blocking connect started.
@@ -123,12 +151,8 @@ pub(crate) struct Connecting {
 pub(crate) fn connect_any(addrs: &[SockAddr]) -> io::Result<Connecting> {
     let mut last = io::Error::from_raw_os_error(libc::ECONNREFUSED);
     for addr in addrs {
-        let fd = match syscall!(socket(
-            addr.family(),
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-            0
-        )) {
-            Ok(fd) => owned(fd),
+        let fd = match new_socket(addr.family(), libc::SOCK_STREAM) {
+            Ok(fd) => fd,
             Err(err) => {
                 last = err;
                 continue;
@@ -162,13 +186,21 @@ pub(crate) fn accept(fd: RawFd) -> io::Result<(OwnedFd, Option<SockAddr>)> {
     // SAFETY: sockaddr_storage is plain data; all-zero is valid.
     let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
     let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    let client = syscall!(accept4(
+    let address = (&mut storage as *mut libc::sockaddr_storage).cast();
+    #[cfg(not(target_vendor = "apple"))]
+    let client = owned(syscall!(accept4(
         fd,
-        (&mut storage as *mut libc::sockaddr_storage).cast(),
+        address,
         &mut len,
         libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC
-    ))?;
-    Ok((owned(client), SockAddr::from_storage(&storage, len)))
+    ))?);
+    #[cfg(target_vendor = "apple")]
+    let client = {
+        let client = owned(syscall!(accept(fd, address, &mut len))?);
+        finish_new_descriptor(client.as_raw_fd())?;
+        client
+    };
+    Ok((client, SockAddr::from_storage(&storage, len)))
 }
 
 /// Reads into `buf`; Ok(0) is end of file.
@@ -177,7 +209,7 @@ pub(crate) fn read(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> 
     Ok(n as usize)
 }
 
-/// Writes the slices in order: sendmsg(MSG_NOSIGNAL) on sockets, writev otherwise.
+/// Writes the slices in order: sendmsg on sockets, writev otherwise.
 pub(crate) fn write_vectored(
     fd: RawFd,
     bufs: &[IoSlice<'_>],
@@ -190,17 +222,17 @@ pub(crate) fn write_vectored(
         // IoSlice is ABI-compatible with iovec; sendmsg only reads through the pointer.
         msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
         msg.msg_iovlen = count as _;
-        syscall!(sendmsg(fd, &msg, libc::MSG_NOSIGNAL))?
+        syscall!(sendmsg(fd, &msg, SEND_FLAGS))?
     } else {
         syscall!(writev(fd, bufs.as_ptr().cast(), count as libc::c_int))?
     };
     Ok(n as usize)
 }
 
-/// Writes one buffer: send(MSG_NOSIGNAL) on sockets, write otherwise.
+/// Writes one buffer: send on sockets, write otherwise.
 pub(crate) fn write(fd: RawFd, buf: &[u8], is_socket: bool) -> io::Result<usize> {
     let n = if is_socket {
-        syscall!(send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL))?
+        syscall!(send(fd, buf.as_ptr().cast(), buf.len(), SEND_FLAGS))?
     } else {
         syscall!(write(fd, buf.as_ptr().cast(), buf.len()))?
     };
@@ -213,7 +245,7 @@ pub(crate) fn send_to(fd: RawFd, buf: &[u8], to: &SockAddr) -> io::Result<usize>
         fd,
         buf.as_ptr().cast(),
         buf.len(),
-        libc::MSG_NOSIGNAL,
+        SEND_FLAGS,
         ptr,
         len
     ))?;

@@ -24,6 +24,14 @@ pub(crate) fn owned(fd: RawFd) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
+/// Marks `fd` close-on-exec, for descriptors a system could not create so at once.
+#[cfg_attr(any(target_os = "linux", target_os = "android"), allow(dead_code))]
+pub(crate) fn set_cloexec(fd: RawFd) -> io::Result<()> {
+    let flags = syscall!(fcntl(fd, libc::F_GETFD))?;
+    syscall!(fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC))?;
+    Ok(())
+}
+
 /// The text of an errno value, as strerror gives it.
 pub(crate) fn strerror(errno: i32) -> String {
     let mut buf = [0u8; 256];

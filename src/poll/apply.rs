@@ -24,7 +24,7 @@ impl Server {
                 let mut socket = st.readers.lock(&self.table, id)?;
                 let opaque = socket.opaque;
                 let registered =
-                    socket.register(&self.epoll, fd, Interest::default(), Phase::PendingListen);
+                    socket.register(&self.poller, fd, Interest::default(), Phase::PendingListen);
                 if registered.is_err() {
                     socket.remove();
                     return Some(Report::error(id, opaque, text::NO_SLOT));
@@ -45,7 +45,7 @@ impl Server {
                     read: true,
                     write: false,
                 };
-                if socket.register_bound(&self.epoll, fd, interest).is_err() {
+                if socket.register_bound(&self.poller, fd, interest).is_err() {
                     socket.remove();
                     return Some(Report::error(id, opaque, text::NO_SLOT));
                 }
@@ -55,7 +55,7 @@ impl Server {
             Command::Pause { id } => {
                 let mut socket = st.readers.lock(&self.table, id)?;
                 if socket.phase != Phase::Reserved
-                    && socket.set_reading(&self.epoll, false).is_err()
+                    && socket.set_reading(&self.poller, false).is_err()
                 {
                     return Some(Report::error(id, socket.opaque, text::ENABLE_READ_FAILED));
                 }
@@ -70,7 +70,7 @@ impl Server {
             } => self.apply_send(st, id, buf, priority, to),
             Command::EnableWrite { id } => {
                 let mut socket = st.readers.lock(&self.table, id)?;
-                if !socket.queue.is_empty() && socket.set_writing(&self.epoll, true).is_err() {
+                if !socket.queue.is_empty() && socket.set_writing(&self.poller, true).is_err() {
                     return Some(Report::error(id, socket.opaque, text::ENABLE_WRITE_FAILED));
                 }
                 None
@@ -99,7 +99,7 @@ impl Server {
                     write: !socket.queue.is_empty(),
                 };
                 if socket
-                    .register(&self.epoll, fd, interest, Phase::Connected)
+                    .register(&self.poller, fd, interest, Phase::Connected)
                     .is_err()
                 {
                     socket.remove();
@@ -151,7 +151,7 @@ impl Server {
             Phase::Connecting
         };
         if socket
-            .register(&self.epoll, connecting.fd, interest, phase)
+            .register(&self.poller, connecting.fd, interest, phase)
             .is_err()
         {
             socket.remove();
@@ -178,7 +178,7 @@ impl Server {
             // The socket may be on its way to its owner's CLOSE; starting it is an error.
             return Some(Report::error(id, opaque, text::SOCKET_CLOSED));
         }
-        if socket.phase == Phase::Reserved || socket.set_reading(&self.epoll, true).is_err() {
+        if socket.phase == Phase::Reserved || socket.set_reading(&self.poller, true).is_err() {
             return Some(Report::error(id, opaque, text::ENABLE_READ_FAILED));
         }
         match socket.phase {
@@ -209,13 +209,13 @@ impl Server {
         }
         match close::on_owner_close(socket.phase, shutdown, socket.nothing_to_send()) {
             OwnerClose::Now { report } => {
-                close_now(socket, &self.epoll);
+                close_now(socket, &self.poller);
                 report.then(|| Report::close(id, opaque))
             }
             OwnerClose::AfterFlush { stop_reading } => {
                 socket.closing = true;
                 if stop_reading {
-                    socket.close_read(&self.epoll, false);
+                    socket.close_read(&self.poller, false);
                     return Some(Report::close(id, opaque));
                 }
                 None
@@ -241,7 +241,7 @@ impl Server {
             drop(buf);
             if socket.closing && socket.nothing_to_send() {
                 // The last send a closing socket waited for: now it can go.
-                close_now(socket, &self.epoll);
+                close_now(socket, &self.poller);
             }
             return None;
         }
@@ -250,13 +250,13 @@ impl Server {
             Transport::Tcp => {
                 socket.queue.push_stream(priority, buf);
                 // A bound descriptor may never be writable (a pipe's read end): it waits for
-                // epoll to say it is, as upstream does, instead of failing a write now.
+                // the poller to say it is, as upstream does, instead of failing a write now.
                 if was_empty && socket.writable_now() && socket.phase != Phase::Bound {
                     match self.flush_queue(&mut socket) {
                         AfterFlush::Keep(Some(report)) => return Some(report),
                         AfterFlush::Keep(None) => {}
                         AfterFlush::CloseSilently => {
-                            close_now(socket, &self.epoll);
+                            close_now(socket, &self.poller);
                             return None;
                         }
                     }
@@ -280,7 +280,7 @@ impl Server {
         }
         if !socket.queue.is_empty()
             && socket.registered
-            && socket.set_writing(&self.epoll, true).is_err()
+            && socket.set_writing(&self.poller, true).is_err()
         {
             return Some(Report::error(id, socket.opaque, text::ENABLE_WRITE_FAILED));
         }

@@ -34,7 +34,7 @@ impl Server {
                 } else {
                     // Nothing to shed it with: the connection stays pending, and accepting
                     // again would fail again at once. Stop until a descriptor frees up.
-                    let _ = listener.set_reading(&self.epoll, false);
+                    let _ = listener.set_reading(&self.poller, false);
                     st.suspended_listeners.push(listener_id);
                 }
                 return Some(Report::error_text(
@@ -58,7 +58,7 @@ impl Server {
         let mut socket = st.readers.lock(&self.table, new_id)?;
         os::set_keepalive(client.as_raw_fd());
         let registered = socket.register(
-            &self.epoll,
+            &self.poller,
             client,
             Interest::default(),
             Phase::PendingAccept,
@@ -94,7 +94,7 @@ impl Server {
             if let Some(mut listener) = st.readers.lock(&self.table, id)
                 && listener.phase == Phase::Listening
             {
-                let _ = listener.set_reading(&self.epoll, true);
+                let _ = listener.set_reading(&self.poller, true);
             }
         }
     }
@@ -107,12 +107,12 @@ impl Server {
             Err(err) => Some(os::error_text(&err)),
         };
         if let Some(message) = failure {
-            close_now(socket, &self.epoll);
+            close_now(socket, &self.poller);
             return Report::error_text(id, opaque, message);
         }
         socket.phase = Phase::Connected;
-        if socket.nothing_to_send() && socket.set_writing(&self.epoll, false).is_err() {
-            close_now(socket, &self.epoll);
+        if socket.nothing_to_send() && socket.set_writing(&self.poller, false).is_err() {
+            close_now(socket, &self.poller);
             return Report::error(id, opaque, text::DISABLE_WRITE_FAILED);
         }
         let peer = socket

@@ -1,6 +1,6 @@
 //! The poll thread's side: one call of `socket_server_poll` applies pending commands first,
 //! then reports socket events, until it has one result. Only this thread changes a socket's
-//! phase, its epoll registration or its fd, and it locks a socket only through its reader
+//! phase, its poller registration or its fd, and it locks a socket only through its reader
 //! cache (`readers.rs`).
 //!
 //! - `mod.rs`: the loop, the wait, and the dispatch of one event.
@@ -42,13 +42,13 @@ use write::AfterFlush;
 const RETRY_SPARE_FD: Duration = Duration::from_millis(100);
 
 /// The poll thread's state, behind a mutex that only `socket_server_poll` takes.
-pub(crate) struct Poller {
+pub(crate) struct PollLoop {
     state: Mutex<PollState>,
 }
 
-impl Poller {
-    pub(crate) fn new() -> Poller {
-        Poller {
+impl PollLoop {
+    pub(crate) fn new() -> PollLoop {
+        PollLoop {
             state: Mutex::new(PollState::new()),
         }
     }
@@ -97,7 +97,9 @@ impl Server {
         }
         // A suspended listener waits for a descriptor to free up, which no event announces.
         let timeout = (!st.suspended_listeners.is_empty()).then_some(RETRY_SPARE_FD);
-        let result = self.epoll.wait(&mut st.raw_events, &mut st.events, timeout);
+        let result = self
+            .poller
+            .wait(&mut st.raw_events, &mut st.events, timeout);
         self.commands.woke_up();
         if !st.suspended_listeners.is_empty() {
             self.resume_listeners(st);
@@ -161,13 +163,13 @@ impl Server {
             return match self.flush_queue(&mut socket) {
                 AfterFlush::Keep(report) => report,
                 AfterFlush::CloseSilently => {
-                    close_now(socket, &self.epoll);
+                    close_now(socket, &self.poller);
                     None
                 }
             };
         }
         if event.error {
-            // Taken even when it is not reported, or epoll would report it again and again.
+            // Taken even when it is not reported, or the poller would report it again and again (epoll does).
             let pending = os::take_socket_error(socket.fd());
             if close::error_event_reports(socket.phase) {
                 socket.error_reported = true;
@@ -184,7 +186,7 @@ impl Server {
         if event.hangup {
             let (id, opaque) = (socket.id, socket.opaque);
             let report = close::hangup_reports_close(socket.phase);
-            close_now(socket, &self.epoll);
+            close_now(socket, &self.poller);
             return report.then(|| Report::close(id, opaque));
         }
         None

@@ -115,15 +115,15 @@ impl Server {
                 match close::on_read_eof(socket.phase, socket.closing, socket.nothing_to_send()) {
                     ReadEof::Ignore => ReadOutcome::Nothing,
                     ReadEof::CloseSilently => {
-                        close_now(socket, &self.epoll);
+                        close_now(socket, &self.poller);
                         ReadOutcome::Ended(None)
                     }
                     ReadEof::HalfCloseAndReport => {
-                        socket.close_read(&self.epoll, true);
+                        socket.close_read(&self.poller, true);
                         ReadOutcome::Ended(Some(Report::close(id, opaque)))
                     }
                     ReadEof::CloseAndReport => {
-                        close_now(socket, &self.epoll);
+                        close_now(socket, &self.poller);
                         ReadOutcome::Ended(Some(Report::close(id, opaque)))
                     }
                 }

@@ -5,7 +5,7 @@ use std::os::fd::OwnedFd;
 
 use super::readers::Readers;
 use crate::command::Command;
-use crate::os::{self, Readiness};
+use crate::os::{self, EventBuffer, Readiness};
 use crate::slots::SocketId;
 
 const MAX_EVENTS: usize = 64;
@@ -15,7 +15,7 @@ pub(super) struct PollState {
     pub(super) commands: VecDeque<Command>,
     pub(super) events: Vec<Readiness>,
     pub(super) next_event: usize,
-    pub(super) raw_events: Vec<libc::epoll_event>,
+    pub(super) raw_events: EventBuffer,
     pub(super) datagram: Vec<u8>,
     /// Sockets this thread can read without their lock; the only way it locks a socket.
     pub(super) readers: Readers,
@@ -32,7 +32,7 @@ impl PollState {
             commands: VecDeque::new(),
             events: Vec::with_capacity(MAX_EVENTS),
             next_event: 0,
-            raw_events: Vec::with_capacity(MAX_EVENTS),
+            raw_events: EventBuffer::with_capacity(MAX_EVENTS),
             datagram: Vec::new(),
             readers: Readers::default(),
             spare_fd: os::spare_fd(),

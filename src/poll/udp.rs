@@ -43,7 +43,7 @@ impl Server {
             Err(err) => {
                 st.next_event += 1;
                 if let Some(socket) = st.readers.lock(&self.table, id) {
-                    close_now(socket, &self.epoll);
+                    close_now(socket, &self.poller);
                 }
                 return Some(Report::error_text(id, opaque, os::error_text(&err)));
             }

@@ -39,7 +39,7 @@ impl Server {
         socket.count_write(written, now);
         match end {
             FlushEnd::Blocked => {
-                if socket.set_writing(&self.epoll, true).is_err() {
+                if socket.set_writing(&self.poller, true).is_err() {
                     return AfterFlush::Keep(Some(Report::error(
                         id,
                         socket.opaque,
@@ -52,7 +52,7 @@ impl Server {
                 if close::close_when_drained(socket.closing) {
                     return AfterFlush::CloseSilently;
                 }
-                if socket.set_writing(&self.epoll, false).is_err() {
+                if socket.set_writing(&self.poller, false).is_err() {
                     return AfterFlush::Keep(Some(Report::error(
                         id,
                         socket.opaque,
@@ -72,7 +72,7 @@ impl Server {
                         // reset connection that shutdown fails too, and its error is the text.
                         let err = os::shutdown(fd, libc::SHUT_WR).err().unwrap_or(err);
                         socket.queue.clear();
-                        let _ = socket.set_writing(&self.epoll, false);
+                        let _ = socket.set_writing(&self.poller, false);
                         AfterFlush::Keep(
                             report.then(|| {
                                 Report::error_text(id, socket.opaque, os::error_text(&err))
