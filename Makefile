@@ -43,6 +43,9 @@ $(RUST_LIB) $(HEADER): rust
 # only the Linux recipe is run on Linux itself, see "Platforms" in README.md.
 UNAME_S := $(shell uname -s)
 
+# The exported names as Mach-O spells them, for Apple's ld (and check-platforms' Mach-O link).
+MACHO_EXPORTS = { sed -n 's/^\([a-z_][a-z_]*\).*/_\1/p' $(EXPORTS); echo _skynet_error; }
+
 ifeq ($(UNAME_S),Darwin)
 # Apple's ld: -exported_symbols_list keeps the listed globals (Mach-O names carry a leading
 # underscore) and turns every other one into a local symbol. ld64 refuses -dead_strip with -r,
@@ -52,7 +55,7 @@ MACHO_ARCH := $(if $(filter aarch64-%,$(shell rustc -vV | sed -n 's/^host: //p')
 
 $(LIB): $(RUST_LIB) $(EXPORTS)
 	@mkdir -p $(BUILD)
-	{ sed -n 's/^\([a-z_][a-z_]*\).*/_\1/p' $(EXPORTS); echo _skynet_error; } > $(BUILD)/exports.macho
+	$(MACHO_EXPORTS) > $(BUILD)/exports.macho
 	ld -r -arch $(MACHO_ARCH) -exported_symbols_list $(BUILD)/exports.macho \
 		-force_load $(RUST_LIB) -o $(BUILD)/socket_server.o
 	rm -f $@

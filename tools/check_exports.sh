@@ -1,5 +1,5 @@
 #!/bin/sh
-# usage: tools/check_exports.sh [--macho] [--subset] ARCHIVE EXPORTS_FILE
+# usage: tools/check_exports.sh [--macho] ARCHIVE EXPORTS_FILE
 #
 # Checks that the defined global symbols of ARCHIVE (a static library or an object) are
 # exactly the names in EXPORTS_FILE (one per line, '#' starts a comment) plus skynet_error
@@ -15,27 +15,21 @@
 # NM names the nm to run, with any flags (default: nm); it must read ARCHIVE's format.
 # --macho: ARCHIVE is Mach-O. Names lose their leading underscore, and weak definitions are
 #   read from `nm -m` ("weak external"), since nm's one-letter type shows them as T there.
-# --subset: ARCHIVE is a Rust static library as cargo leaves it, with the standard library's
-#   globals still in it (check-platforms uses this where the single-object step cannot run):
-#   only checks that each listed name is defined once and skynet_error is weak. Rust's objects
-#   there embed LLVM bitcode, which GNU nm hands to its LTO plugin and then lists no symbols:
-#   use NM="llvm-nm --no-llvm-bc".
+#   ARCHIVE may also be a dylib (check-platforms links one where Apple's ld -r cannot run).
 
 set -eu
 
 macho=0
-subset=0
 while [ "$#" -gt 0 ]; do
 	case $1 in
 	--macho) macho=1 ;;
-	--subset) subset=1 ;;
 	-*) set -- bad usage ;;
 	*) break ;;
 	esac
 	shift
 done
 if [ "$#" -ne 2 ]; then
-	echo "usage: $0 [--macho] [--subset] ARCHIVE EXPORTS_FILE" >&2
+	echo "usage: $0 [--macho] ARCHIVE EXPORTS_FILE" >&2
 	exit 2
 fi
 nm=${NM:-nm}
@@ -92,12 +86,6 @@ if [ "$macho" -eq 1 ]; then
 else
 	awk 'NF >= 3 && length($(NF - 1)) == 1 { print $NF, $(NF - 1) }' "$tmp/nm.out"
 fi | sort > "$tmp/defined.typed"
-if [ "$subset" -eq 1 ]; then
-	# the standard library's own globals are not ours to judge
-	awk 'NR == FNR { want[$1] = 1; next } ($1 in want) || $1 == "skynet_error"' \
-		"$tmp/wanted" "$tmp/defined.typed" > "$tmp/ours.typed"
-	mv "$tmp/ours.typed" "$tmp/defined.typed"
-fi
 awk '$2 != "W" && $2 != "V" { print $1 }' "$tmp/defined.typed" | uniq -d > "$tmp/dups"
 if [ -s "$tmp/dups" ]; then
 	sed 's/^/defined more than once: /' "$tmp/dups"
@@ -135,8 +123,4 @@ if [ "$status" -ne 0 ]; then
 	echo "exports: FAILED (see above)"
 	exit 1
 fi
-if [ "$subset" -eq 1 ]; then
-	echo "exports: $(wc -l < "$tmp/wanted") symbols defined, skynet_error weak, OK (other globals not checked)"
-else
-	echo "exports: $(wc -l < "$tmp/wanted") symbols, OK"
-fi
+echo "exports: $(wc -l < "$tmp/wanted") symbols, OK"
