@@ -76,6 +76,8 @@ endif
 # $(call elf_single_object,RUST_ARCHIVE,OUT_ARCHIVE,LD,OBJCOPY,AR): unused code dropped
 # (--gc-sections, rooted at the exports), then every global but the exports and skynet_error
 # made local; the object is left beside OUT_ARCHIVE. The sed is POSIX (no \+) for BSD sed.
+# lld (FreeBSD) leaves the emptied COMDAT group of DW.ref.rust_eh_personality in the object:
+# lld and the llvm tools read it, GNU binutils call it "file format not recognized".
 define elf_single_object
 	@mkdir -p $(dir $(2))
 	$(3) -r --gc-sections $$(sed -n 's/^\([a-z_][a-z_]*\).*/-u \1/p' $(EXPORTS)) -u skynet_error \

@@ -1,6 +1,5 @@
 # make check-platforms: the library for the other systems skynet builds on, checked from this
-# x86-64 Linux machine; included by the top-level Makefile, run by `make test`. See
-# platforms/README.md for what each step proves and what it cannot.
+# x86-64 Linux machine; included by the top-level Makefile, run last by `make test`.
 #
 #   make check-platforms                  every target below, then one summary line each
 #   make check-platform-TARGET            one of them
@@ -75,8 +74,8 @@ check-platforms:
 	echo "check-platforms: not done here: Apple's ld -r (the macOS single-object step); linking against the libraries of macOS or FreeBSD; running anything on them"; \
 	test -z "$$failed"
 
-# Both steps stop at the first rustc error: until the library has a backend for the target,
-# that is where an unsupported target fails.
+# Both steps stop at the first rustc error: a target the library has no backend for fails here.
+# clippy only type-checks, so --all-targets (tests included) needs no linker for the target.
 $(addprefix platform-rust-,$(PLATFORM_TARGETS)): platform-rust-%:
 	@$(call plat_need_std,$*)
 	@$(call plat_need,cargo build --target $*,$(PLAT_CC_$*),build.rs compiles the skynet_error fallback with it)
