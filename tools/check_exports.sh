@@ -1,5 +1,5 @@
 #!/bin/sh
-# usage: tools/check_exports.sh ARCHIVE EXPORTS_FILE
+# usage: tools/check_exports.sh [--macho] ARCHIVE EXPORTS_FILE
 #
 # Checks that the defined global symbols of ARCHIVE (a static library or an object) are
 # exactly the names in EXPORTS_FILE (one per line, '#' starts a comment) plus skynet_error
@@ -11,13 +11,28 @@
 # Prints every missing and every extra symbol and exits 1 on any difference; on success
 # prints one line "exports: N symbols, OK", N being the number of listed names.
 # Exit status 2: bad usage, unreadable file, or nm failed.
+#
+# NM names the nm to run, with any flags (default: nm); it must read ARCHIVE's format.
+# --macho: ARCHIVE is Mach-O. Names lose their leading underscore, and weak definitions are
+#   read from `nm -m` ("weak external"), since nm's one-letter type shows them as T there.
+#   ARCHIVE may also be a dylib (check-platforms links one where Apple's ld -r cannot run).
 
 set -eu
 
+macho=0
+while [ "$#" -gt 0 ]; do
+	case $1 in
+	--macho) macho=1 ;;
+	-*) set -- bad usage ;;
+	*) break ;;
+	esac
+	shift
+done
 if [ "$#" -ne 2 ]; then
-	echo "usage: $0 ARCHIVE EXPORTS_FILE" >&2
+	echo "usage: $0 [--macho] ARCHIVE EXPORTS_FILE" >&2
 	exit 2
 fi
+nm=${NM:-nm}
 archive=$1
 exports=$2
 for f in "$archive" "$exports"; do
@@ -48,16 +63,29 @@ if grep -qx 'skynet_error' "$tmp/wanted"; then
 	status=1
 fi
 
-# "ADDRESS TYPE NAME" lines; archive member headers ("foo.o:") and blank lines have fewer
-# fields. A name strongly defined by two members is reported too: a link that pulls both
-# members fails with a multiple-definition error.
-if ! nm -g --defined-only "$archive" > "$tmp/nm.out" 2> "$tmp/nm.err"; then
-	echo "check_exports: nm failed on $archive:" >&2
+# "NAME TYPE" lines from nm's output. ELF: "ADDRESS TYPE NAME"; archive member headers
+# ("foo.o:") and blank lines have fewer fields. Mach-O (-m): "ADDRESS (SEG,SECT) [weak ]external
+# [attributes] _NAME", the name last. A name strongly defined by two members is reported too: a
+# link that pulls both members fails with a multiple-definition error.
+if [ "$macho" -eq 1 ]; then
+	nm_flags="-g -m --defined-only"
+else
+	nm_flags="-g --defined-only"
+fi
+# shellcheck disable=SC2086 # NM may carry flags
+if ! $nm $nm_flags "$archive" > "$tmp/nm.out" 2> "$tmp/nm.err"; then
+	echo "check_exports: $nm failed on $archive:" >&2
 	cat "$tmp/nm.err" >&2
 	exit 2
 fi
-awk 'NF >= 3 && length($(NF - 1)) == 1 { print $NF, $(NF - 1) }' "$tmp/nm.out" \
-	| sort > "$tmp/defined.typed"
+if [ "$macho" -eq 1 ]; then
+	awk '/\) (weak )?external / && !/non-external/ {
+		name = $NF; sub(/^_/, "", name)
+		print name, (/\) weak external / ? "W" : "T")
+	}' "$tmp/nm.out"
+else
+	awk 'NF >= 3 && length($(NF - 1)) == 1 { print $NF, $(NF - 1) }' "$tmp/nm.out"
+fi | sort > "$tmp/defined.typed"
 awk '$2 != "W" && $2 != "V" { print $1 }' "$tmp/defined.typed" | uniq -d > "$tmp/dups"
 if [ -s "$tmp/dups" ]; then
 	sed 's/^/defined more than once: /' "$tmp/dups"
