@@ -77,6 +77,12 @@ timeout_scale(void) {
 	return scale_cache;
 }
 
+const char *
+test_runner_wrapper(void) {
+	const char *s = getenv("TEST_UNDER");
+	return s && *s ? s : NULL;
+}
+
 int
 tmo(int ms) {
 	return (int)(ms * timeout_scale());

@@ -57,6 +57,9 @@ int quiet(int ms);
 #define T_EVENT tmo(3000)
 int64_t now_ms(void);
 double timeout_scale(void);
+/* What the tests run under, from TEST_UNDER ("valgrind", "qemu"), or NULL when they run
+   directly: some checks depend on the real kernel's resource limits. */
+const char *test_runner_wrapper(void);
 
 /* ---------------------------------------------------------------- skynet_error capture */
 

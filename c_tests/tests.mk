@@ -27,7 +27,10 @@ CTEST_BINS = $(addprefix $(CTEST_OUT)/,$(CTEST_PLAIN) $(CTEST_NETNS))
 # recipe runs, so VALGRIND may be set after this file is included or on the command line).
 CTEST_SCALE ?= $(if $(strip $(VALGRIND)),20,1)
 CTEST_LIMIT ?= $(if $(strip $(VALGRIND)),1500,180)
-CTEST_ENV = TEST_TIMEOUT_SCALE=$(CTEST_SCALE)
+# What the tests run under, for the few checks a wrapper changes (valgrind, or qemu when
+# check-platforms runs the ARM64 build).
+CTEST_UNDER ?= $(if $(strip $(VALGRIND)),valgrind,)
+CTEST_ENV = TEST_TIMEOUT_SCALE=$(CTEST_SCALE) TEST_UNDER=$(CTEST_UNDER)
 CTEST_CMD = timeout -k 10 $(CTEST_LIMIT) $(VALGRIND)
 
 .PHONY: ctest-build ctest

@@ -7,8 +7,10 @@
 //!
 //! How each event maps to what the core expects:
 //! - EVFILT_READ is `read`. EV_EOF on it (the peer's FIN, or a reset) is not reported
-//!   separately: the read the core then makes returns 0 bytes or the error, exactly as on
-//!   Linux after EPOLLIN (+EPOLLRDHUP/EPOLLHUP). A listener's EVFILT_READ means "accept".
+//!   separately: the core reads what is left, then the read returns 0 bytes or the error,
+//!   exactly as on Linux after EPOLLIN (+EPOLLRDHUP/EPOLLHUP). (Upstream's kqueue backend,
+//!   by its source, turns EV_EOF into a close without reading, dropping unread data.) A
+//!   listener's EVFILT_READ means "accept".
 //! - EVFILT_WRITE is `write`. EV_EOF on it (the connection cannot send any more) comes with
 //!   the socket's error in `fflags`; the core's write (or a connect's SO_ERROR check) meets
 //!   that error as it meets it after EPOLLOUT|EPOLLERR on Linux. A non-zero `fflags` with
