@@ -35,6 +35,7 @@ use crate::slots::{SocketId, TryLock};
 use crate::socket::Phase;
 use crate::socket::close_now;
 
+use readers::ReaderKind;
 use state::PollState;
 use write::AfterFlush;
 
@@ -153,12 +154,12 @@ impl Server {
             st.next_event += 1;
             return None;
         }
-        if event.read && st.readers.has(id) {
-            return if st.readers.datagram(id).is_some() {
-                self.drain_datagrams(st, index, event, id)
-            } else {
-                self.read_through_reader(st, index, event, id)
-            };
+        if event.read {
+            match st.readers.kind(id) {
+                Some(ReaderKind::Datagram) => return self.drain_datagrams(st, index, event, id),
+                Some(ReaderKind::Stream) => return self.read_through_reader(st, index, event, id),
+                None => {}
+            }
         }
         // A token names an id, so an event for a closed socket finds nothing, even when a
         // new socket reuses the slot. A socket a worker is writing to is left for the next

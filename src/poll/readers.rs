@@ -8,6 +8,7 @@
 //! locks sockets through it alone (commands included), so the rule holds by construction.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
@@ -66,10 +67,39 @@ impl StreamReader {
     }
 }
 
+/// Hashes a socket id with one multiplication: ids are distinct ints chosen by us, so
+/// SipHash's protection against chosen keys buys nothing on a lookup made per event.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_i32(&mut self, id: i32) {
+        // Fibonacci hashing spreads consecutive ids over the high bits the table uses too.
+        self.0 = u64::from(id as u32).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// Which kind of reader a socket has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ReaderKind {
+    Stream,
+    Datagram,
+}
+
 /// The poll thread's readers, by socket id.
 #[derive(Default)]
 pub(super) struct Readers {
-    by_id: HashMap<SocketId, Reader>,
+    by_id: HashMap<SocketId, Reader, BuildHasherDefault<IdHasher>>,
 }
 
 impl Readers {
@@ -137,8 +167,12 @@ impl Readers {
         }
     }
 
-    pub(super) fn has(&self, id: SocketId) -> bool {
-        self.by_id.contains_key(&id)
+    /// The kind of reader socket `id` has, if any (one lookup, for the dispatch of an event).
+    pub(super) fn kind(&self, id: SocketId) -> Option<ReaderKind> {
+        self.by_id.get(&id).map(|reader| match reader {
+            Reader::Stream(_) => ReaderKind::Stream,
+            Reader::Datagram(_) => ReaderKind::Datagram,
+        })
     }
 
     /// Makes a reader of the locked `socket` if it can be read without its lock. The caller
@@ -189,7 +223,7 @@ mod tests {
         let socket = readers.lock(&table, id).unwrap();
         assert_eq!(socket.read_size, 4096);
         drop(socket);
-        assert!(!readers.has(id));
+        assert_eq!(readers.kind(id), None);
     }
 
     #[test]
@@ -208,6 +242,7 @@ mod tests {
         }
         let udp = reading_socket(&table, Transport::Udp(UdpFamily::V4));
         assert!(readers.start(&table.lock(udp).unwrap()));
+        assert_eq!(readers.kind(udp), Some(ReaderKind::Datagram));
         assert!(readers.datagram(udp).is_some() && readers.stream(udp).is_none());
     }
 
