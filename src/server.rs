@@ -34,7 +34,7 @@ impl Server {
         let poller = Poller::new()?;
         let wake = Waker::new(&poller, command::WAKE_TOKEN)?;
         Ok(Server {
-            table: SlotTable::default(),
+            table: SlotTable::noting_congestion(|socket: &Socket| !socket.queue.is_empty()),
             commands: CommandQueue::new(wake),
             poller,
             time: AtomicU64::new(time),
@@ -133,7 +133,7 @@ impl Server {
         priority: Priority,
     ) -> Result<(), SendRefused> {
         self.refuse_after_exit()?;
-        let socket = match self.table.try_lock(id) {
+        let socket = match self.lock_to_send(id) {
             TryLock::Locked(socket) => socket,
             TryLock::Busy => {
                 let refuse_if_closing = priority == Priority::High;
@@ -161,9 +161,24 @@ impl Server {
         Ok(())
     }
 
-    /// Another thread holds the socket's lock (the poll thread flushing or applying a
-    /// command, or a worker writing): hand the send to the poll thread rather than wait for
-    /// it. Counted first, so no later send writes directly before it is applied. A closing
+    /// The socket's lock for a send. `Busy` when another thread holds it and the socket was
+    /// idle, so that waiting could hold up a direct write (the send goes without the lock). A
+    /// congested socket is waited for: its send is only appended to the queue, which is what
+    /// the poll thread would do with it anyway, and a flood of sends stays a flood of appends
+    /// rather than of commands.
+    #[inline]
+    fn lock_to_send(&self, id: SocketId) -> TryLock<'_, Socket> {
+        match self.table.try_lock(id) {
+            TryLock::Busy if self.table.congested(id) => match self.table.lock(id) {
+                Some(socket) => TryLock::Locked(socket),
+                None => TryLock::Gone,
+            },
+            other => other,
+        }
+    }
+
+    /// Another thread holds the lock of an idle socket (the poll thread applying a command,
+    /// or a worker writing): hand the send to the poll thread rather than wait for it. Counted first, so no later send writes directly before it is applied. A closing
     /// socket refuses a high priority stream send here too (the mark is kept beside the count,
     /// `refuse_if_closing`); what
     /// else the lock would have let us refuse at once (a UDP socket with no or another
@@ -229,10 +244,10 @@ impl Server {
         outgoing: Outgoing<'_>,
     ) -> Result<(), SendRefused> {
         self.refuse_after_exit()?;
-        let socket = match self.table.try_lock(id) {
+        let socket = match self.lock_to_send(id) {
             TryLock::Locked(socket) => socket,
+            // Upstream does not refuse a datagram to a closing socket either.
             TryLock::Busy => {
-                // Upstream does not refuse a datagram to a closing socket either.
                 return self.send_without_lock(id, outgoing, Priority::High, Some(*to), false);
             }
             TryLock::Gone => return Err(SendRefused::InvalidId),

@@ -40,7 +40,8 @@ struct Slot<T> {
     owner: AtomicI32,
     /// What a worker must know to send without the lock, kept outside it: the sends handed
     /// to the poll thread as commands and not applied yet (no later send may overtake them by
-    /// writing directly), and whether the socket is closing (high priority sends are refused).
+    /// writing directly), whether the socket is closing (high priority sends are refused), and
+    /// whether it had data waiting when its lock was last released.
     /// The owner's id is in the high half, so the value changes only for the id it belongs
     /// to: a late command of a closed socket cannot touch the socket reusing the slot.
     sends: AtomicU64,
@@ -48,7 +49,9 @@ struct Slot<T> {
 }
 
 const CLOSING: u64 = 1 << 31;
-const COUNT: u64 = CLOSING - 1;
+/// The value had data waiting when its lock was last released (`SlotTable::congested`).
+const CONGESTED: u64 = 1 << 30;
+const COUNT: u64 = CONGESTED - 1;
 
 /// The value of `Slot::sends` for `id` with no send queued, not closing.
 fn fresh_sends(id: SocketId) -> u64 {
@@ -76,6 +79,9 @@ fn update_sends(
             return Err(NotCounted::Gone);
         }
         let next = change(current)?;
+        if next == current {
+            return Ok(());
+        }
         match sends.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => return Ok(()),
             Err(seen) => current = seen,
@@ -110,6 +116,8 @@ struct Chunk<T> {
 
 /// The table of live sockets, generic so tests can drive it without sockets.
 pub(crate) struct SlotTable<T> {
+    /// Whether a value has data waiting to be written; noted in its slot at each unlock.
+    congested: fn(&T) -> bool,
     /// Allocated on first use, published once, freed with the table.
     chunks: Box<[OnceLock<Chunk<T>>]>,
     next_id: AtomicU32,
@@ -119,11 +127,20 @@ pub(crate) struct SlotTable<T> {
 pub(crate) struct Entry<'a, T> {
     slot: &'a Slot<T>,
     guard: MutexGuard<'a, Option<Box<T>>>,
+    congested: fn(&T) -> bool,
 }
 
 impl<T> Default for SlotTable<T> {
     fn default() -> Self {
+        SlotTable::noting_congestion(|_| false)
+    }
+}
+
+impl<T> SlotTable<T> {
+    /// A table that notes, at each unlock, whether `congested` says the value has data waiting.
+    pub(crate) fn noting_congestion(congested: fn(&T) -> bool) -> Self {
         SlotTable {
+            congested,
             chunks: (0..CHUNKS).map(|_| OnceLock::new()).collect(),
             next_id: AtomicU32::new(0),
         }
@@ -193,11 +210,15 @@ impl<T> SlotTable<T> {
         }
         let guard = slot.state.lock();
         // Re-check under the lock: the slot may have been released and reused meanwhile.
-        (slot.owner.load(Ordering::Acquire) == id.0 && guard.is_some())
-            .then_some(Entry { slot, guard })
+        (slot.owner.load(Ordering::Acquire) == id.0 && guard.is_some()).then_some(Entry {
+            slot,
+            guard,
+            congested: self.congested,
+        })
     }
 
     /// Locks the live entry of `id` if no other thread holds its lock; never waits.
+    #[inline]
     pub(crate) fn try_lock(&self, id: SocketId) -> TryLock<'_, T> {
         let Some(slot) = self.slot(id) else {
             return TryLock::Gone;
@@ -209,10 +230,23 @@ impl<T> SlotTable<T> {
             return TryLock::Busy;
         };
         if slot.owner.load(Ordering::Acquire) == id.0 && guard.is_some() {
-            TryLock::Locked(Entry { slot, guard })
+            TryLock::Locked(Entry {
+                slot,
+                guard,
+                congested: self.congested,
+            })
         } else {
             TryLock::Gone
         }
+    }
+
+    /// Whether `id`'s socket had data waiting when its lock was last released: a send to it
+    /// would only be queued, so waiting for the lock costs no direct write. False for a stale id.
+    pub(crate) fn congested(&self, id: SocketId) -> bool {
+        self.slot(id).is_some_and(|slot| {
+            let value = slot.sends.load(Ordering::Acquire);
+            value >> 32 == u64::from(id.0 as u32) && value & CONGESTED != 0
+        })
     }
 
     /// Whether some thread holds the lock of `id`'s slot now (a hint: it may change at once).
@@ -261,7 +295,11 @@ impl<T> SlotTable<T> {
         for slot in self.owned_slots() {
             let guard = slot.state.lock();
             if guard.is_some() {
-                visit(Entry { slot, guard });
+                visit(Entry {
+                    slot,
+                    guard,
+                    congested: self.congested,
+                });
             }
         }
     }
@@ -272,14 +310,11 @@ impl<'a, T> Entry<'a, T> {
         SocketId(self.slot.owner.load(Ordering::Acquire))
     }
 
-    /// Sends of this entry handed to the poll thread and not applied yet.
+    /// Sends of this entry handed to the poll thread and not applied yet. (While the entry is
+    /// locked and live, its slot's `sends` belong to its id: `reserve` set them before the
+    /// value went in, and only `remove`, under this lock, changes the owner.)
     pub(crate) fn queued_sends(&self) -> u32 {
-        let value = self.slot.sends.load(Ordering::Acquire);
-        if value >> 32 == u64::from(self.id().0 as u32) {
-            (value & COUNT) as u32
-        } else {
-            0
-        }
+        (self.slot.sends.load(Ordering::Acquire) & COUNT) as u32
     }
 
     /// Counts a send handed to the poll thread.
@@ -308,6 +343,23 @@ impl<'a, T> Entry<'a, T> {
         self.slot.sends.store(0, Ordering::Release);
         self.slot.owner.store(0, Ordering::Release);
         value
+    }
+}
+
+impl<T> Drop for Entry<'_, T> {
+    /// Notes in the slot whether the value has data waiting, for `SlotTable::congested`. The
+    /// sends belong to this entry's id (see `queued_sends`), and a bit operation composes with
+    /// the counts other threads change meanwhile.
+    fn drop(&mut self) {
+        if let Some(value) = self.guard.as_deref() {
+            let congested = (self.congested)(value);
+            let noted = self.slot.sends.load(Ordering::Relaxed) & CONGESTED != 0;
+            if congested && !noted {
+                self.slot.sends.fetch_or(CONGESTED, Ordering::Release);
+            } else if !congested && noted {
+                self.slot.sends.fetch_and(!CONGESTED, Ordering::Release);
+            }
+        }
     }
 }
 
@@ -431,6 +483,25 @@ mod tests {
         entry.count_applied_send();
         entry.count_applied_send();
         assert_eq!(entry.queued_sends(), 0);
+    }
+
+    #[test]
+    fn an_unlock_notes_whether_the_value_is_congested() {
+        let table = SlotTable::<bool>::noting_congestion(|&waiting| waiting);
+        let id = table.reserve(|_| false).unwrap();
+        assert!(!table.congested(id));
+        *table.lock(id).unwrap() = true;
+        assert!(table.congested(id));
+        table.count_queued_send(id, false).unwrap();
+        assert_eq!(
+            table.lock(id).unwrap().queued_sends(),
+            1,
+            "the mark is not a count"
+        );
+        *table.lock(id).unwrap() = false;
+        assert!(!table.congested(id));
+        table.lock(id).unwrap().remove();
+        assert!(!table.congested(id));
     }
 
     #[test]
