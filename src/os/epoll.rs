@@ -9,7 +9,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use super::events::{Interest, Readiness};
+use super::events::{Interest, RawEvents, Readiness};
 use super::sys::{owned, syscall};
 
 fn flags(interest: Interest) -> u32 {
@@ -34,14 +34,8 @@ fn readiness(event: &libc::epoll_event) -> Readiness {
     }
 }
 
-/// Room for one wait's raw events; kept between waits so waiting allocates nothing.
-pub(crate) struct EventBuffer(Vec<libc::epoll_event>);
-
-impl EventBuffer {
-    pub(crate) fn with_capacity(capacity: usize) -> EventBuffer {
-        EventBuffer(Vec::with_capacity(capacity.max(1)))
-    }
-}
+/// Room for one wait's raw events.
+pub(crate) type EventBuffer = RawEvents<libc::epoll_event>;
 
 /// An owned epoll instance.
 pub(crate) struct Poller {
@@ -85,19 +79,17 @@ impl Poller {
         timeout: Option<Duration>,
     ) -> io::Result<()> {
         let timeout_ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
-        out.clear();
-        let raw = &mut buffer.0;
-        raw.clear();
-        let n = syscall!(epoll_wait(
-            self.fd.as_raw_fd(),
-            raw.as_mut_ptr(),
-            raw.capacity() as libc::c_int,
-            timeout_ms
-        ))?;
-        // SAFETY: epoll_wait initialised the first `n` entries (n <= capacity).
-        unsafe { raw.set_len(n as usize) };
-        out.extend(raw.iter().map(readiness));
-        Ok(())
+        let wait = |room: *mut libc::epoll_event, capacity: usize| {
+            let n = syscall!(epoll_wait(
+                self.fd.as_raw_fd(),
+                room,
+                capacity.min(i32::MAX as usize) as libc::c_int,
+                timeout_ms
+            ))?;
+            Ok(n as usize)
+        };
+        // SAFETY: epoll_wait writes at most `capacity` entries and returns how many it wrote.
+        unsafe { buffer.fill(out, wait, readiness) }
     }
 }
 

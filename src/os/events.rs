@@ -28,3 +28,34 @@ pub(crate) struct Readiness {
     pub error: bool,
     pub hangup: bool,
 }
+
+/// Room for one wait's raw events of a backend (`E`: its event struct), kept between waits so
+/// waiting allocates nothing.
+pub(crate) struct RawEvents<E>(pub(super) Vec<E>);
+
+impl<E> RawEvents<E> {
+    pub(crate) fn with_capacity(capacity: usize) -> RawEvents<E> {
+        RawEvents(Vec::with_capacity(capacity.max(1)))
+    }
+
+    /// Lets `wait` fill the buffer's room (its pointer and capacity; it returns how many
+    /// entries it filled), then puts each entry, as `convert` reads it, in `out` (cleared
+    /// first).
+    ///
+    /// # Safety
+    /// `wait` writes only within the room it is given, and initialises every entry it counts.
+    pub(crate) unsafe fn fill(
+        &mut self,
+        out: &mut Vec<Readiness>,
+        wait: impl FnOnce(*mut E, usize) -> std::io::Result<usize>,
+        convert: impl Fn(&E) -> Readiness,
+    ) -> std::io::Result<()> {
+        out.clear();
+        self.0.clear();
+        let n = wait(self.0.as_mut_ptr(), self.0.capacity())?;
+        // SAFETY: the contract above: the first `n` entries are initialised, n <= capacity.
+        unsafe { self.0.set_len(n.min(self.0.capacity())) };
+        out.extend(self.0.iter().map(convert));
+        Ok(())
+    }
+}

@@ -31,7 +31,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::ptr;
 use std::time::Duration;
 
-use super::events::{Interest, Readiness};
+use super::events::{Interest, RawEvents, Readiness};
 use super::sys::{owned, set_cloexec, syscall};
 
 // The types of kevent's `filter` and `flags` (NetBSD widened both).
@@ -77,14 +77,8 @@ fn switch(on: bool) -> Flags {
         }
 }
 
-/// Room for one wait's raw events; kept between waits so waiting allocates nothing.
-pub(crate) struct EventBuffer(Vec<libc::kevent>);
-
-impl EventBuffer {
-    pub(crate) fn with_capacity(capacity: usize) -> EventBuffer {
-        EventBuffer(Vec::with_capacity(capacity.max(1)))
-    }
-}
+/// Room for one wait's raw events.
+pub(crate) type EventBuffer = RawEvents<libc::kevent>;
 
 /// An owned kqueue.
 pub(crate) struct Poller {
@@ -145,7 +139,6 @@ impl Poller {
         out: &mut Vec<Readiness>,
         timeout: Option<Duration>,
     ) -> io::Result<()> {
-        out.clear();
         let limit = timeout.map(|t| libc::timespec {
             tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
             tv_nsec: t.subsec_nanos() as _,
@@ -153,20 +146,19 @@ impl Poller {
         let limit_ptr = limit
             .as_ref()
             .map_or(ptr::null(), |t| t as *const libc::timespec);
-        let raw = &mut buffer.0;
-        raw.clear();
-        let n = syscall!(kevent(
-            self.fd.as_raw_fd(),
-            ptr::null(),
-            0,
-            raw.as_mut_ptr(),
-            raw.capacity() as _,
-            limit_ptr
-        ))?;
-        // SAFETY: kevent initialised the first `n` entries (n <= capacity).
-        unsafe { raw.set_len(n as usize) };
-        out.extend(raw.iter().map(readiness));
-        Ok(())
+        let wait = |room: *mut libc::kevent, capacity: usize| {
+            let n = syscall!(kevent(
+                self.fd.as_raw_fd(),
+                ptr::null(),
+                0,
+                room,
+                capacity.min(i32::MAX as usize) as _,
+                limit_ptr
+            ))?;
+            Ok(n as usize)
+        };
+        // SAFETY: kevent writes at most `capacity` events and returns how many it wrote.
+        unsafe { buffer.fill(out, wait, readiness) }
     }
 }
 
