@@ -462,3 +462,122 @@ impl Drop for Server {
             .for_each(|socket| socket.remove().close_fd(&self.poller));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::socket::{Descriptor, Phase};
+
+    /// A connected stream socket of `server` and the other end of its socketpair.
+    fn connected(server: &Server) -> (SocketId, UnixStream) {
+        let (ours, peer) = UnixStream::pair().unwrap();
+        peer.set_nonblocking(true).unwrap();
+        let id = server
+            .table
+            .reserve(|id| Socket::reserved(id, 7, Transport::Tcp))
+            .unwrap();
+        let mut socket = server.table.lock(id).unwrap();
+        socket.descriptor = Descriptor::Owned(ours.into());
+        socket.phase = Phase::Connected;
+        socket.is_socket = true;
+        drop(socket);
+        (id, peer)
+    }
+
+    fn queued_send_bytes(server: &Server) -> Vec<Vec<u8>> {
+        let mut commands = VecDeque::new();
+        server.commands.take_all(&mut commands);
+        commands
+            .iter()
+            .filter_map(|command| match command {
+                Command::Send { buf, .. } => Some(buf.bytes().to_vec()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_send_to_an_idle_socket_whose_lock_is_taken_goes_to_the_poll_thread_and_nothing_overtakes_it()
+     {
+        let server = Server::new(0).unwrap();
+        let (id, mut peer) = connected(&server);
+        let held = server.table.lock(id).unwrap();
+        assert_eq!(
+            server.send(id, Outgoing::Borrowed(b"one"), Priority::High),
+            Ok(())
+        );
+        drop(held);
+        // The lock is free now, but "one" is still on its way: no direct write.
+        assert_eq!(
+            server.send(id, Outgoing::Borrowed(b"two"), Priority::High),
+            Ok(())
+        );
+        let mut buf = [0u8; 8];
+        assert!(peer.read(&mut buf).is_err(), "nothing was written directly");
+        assert_eq!(
+            queued_send_bytes(&server),
+            [b"one".to_vec(), b"two".to_vec()]
+        );
+        assert_eq!(server.table.lock(id).unwrap().queued_sends(), 2);
+    }
+
+    #[test]
+    fn a_closing_socket_refuses_high_priority_sends_even_when_its_lock_is_taken() {
+        let server = Server::new(0).unwrap();
+        let (id, _peer) = connected(&server);
+        let mut socket = server.table.lock(id).unwrap();
+        socket.closing = true;
+        socket.refuse_high_priority_sends();
+        assert_eq!(
+            server.send(id, Outgoing::Borrowed(b"x"), Priority::High),
+            Err(SendRefused::Closing)
+        );
+        assert_eq!(
+            server.send(id, Outgoing::Borrowed(b"y"), Priority::Low),
+            Ok(())
+        );
+        drop(socket);
+        assert_eq!(queued_send_bytes(&server), [b"y".to_vec()]);
+    }
+
+    #[test]
+    fn a_send_to_a_congested_socket_waits_for_the_lock_and_appends() {
+        let server = Server::new(0).unwrap();
+        let (id, _peer) = connected(&server);
+        server
+            .table
+            .lock(id)
+            .unwrap()
+            .queue
+            .push_copy(Priority::High, b"queued")
+            .unwrap();
+        assert!(server.table.congested(id));
+        let server = &server;
+        std::thread::scope(|scope| {
+            let (locked, is_locked) = std::sync::mpsc::channel();
+            scope.spawn(move || {
+                let socket = server.table.lock(id).unwrap();
+                locked.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+                drop(socket);
+            });
+            is_locked.recv().unwrap();
+            assert_eq!(
+                server.send(id, Outgoing::Borrowed(b"more"), Priority::High),
+                Ok(())
+            );
+        });
+        assert!(
+            queued_send_bytes(server).is_empty(),
+            "appended, not sent as a command"
+        );
+        let socket = server.table.lock(id).unwrap();
+        assert_eq!(socket.queued_sends(), 0);
+        assert!(!socket.queue.is_empty());
+    }
+}

@@ -233,3 +233,82 @@ fn log_wait_error(result: io::Result<()>) {
         log!("socket-server error: {}", os::error_text(&err));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::socket::{Socket, Transport};
+
+    fn server_with_socket() -> (Server, SocketId) {
+        let server = Server::new(0).unwrap();
+        let id = server
+            .table
+            .reserve(|id| Socket::reserved(id, 7, Transport::Tcp))
+            .unwrap();
+        (server, id)
+    }
+
+    #[test]
+    fn a_command_waits_while_a_worker_holds_its_socket_and_later_ones_keep_their_order() {
+        let (server, id) = server_with_socket();
+        let mut st = PollState::new();
+        let held = server.table.lock(id).unwrap();
+        let pause = Command::Pause { id };
+        assert!(server.must_defer(&st, &pause), "the lock is held");
+        st.deferred.push_back(pause);
+        drop(held);
+        // The lock is free now, but an earlier command of the socket still waits.
+        assert!(server.must_defer(&st, &Command::Start { id, opaque: 7 }));
+        assert!(
+            server.must_defer(&st, &Command::Exit),
+            "exit waits for everything before it"
+        );
+        let other = server
+            .table
+            .reserve(|id| Socket::reserved(id, 8, Transport::Tcp))
+            .unwrap();
+        assert!(!server.must_defer(&st, &Command::Pause { id: other }));
+        st.deferred.clear();
+        assert!(!server.must_defer(&st, &Command::Start { id, opaque: 7 }));
+        assert!(!server.must_defer(&st, &Command::Exit));
+    }
+
+    #[test]
+    fn held_back_commands_are_retried_first_and_in_order() {
+        let (server, id) = server_with_socket();
+        let mut st = PollState::new();
+        st.deferred.push_back(Command::Pause { id });
+        st.deferred.push_back(Command::Close {
+            id,
+            shutdown: false,
+        });
+        st.commands.push_back(Command::Exit);
+        let mut waited = false;
+        server.wait(&mut st, &mut waited);
+        assert!(!waited, "a retry does not sleep");
+        assert!(st.deferred.is_empty());
+        let order: Vec<&str> = st
+            .commands
+            .iter()
+            .map(|command| match command {
+                Command::Pause { .. } => "pause",
+                Command::Close { .. } => "close",
+                Command::Exit => "exit",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(order, ["pause", "close", "exit"]);
+    }
+
+    #[test]
+    fn a_socket_whose_close_is_held_back_is_skipped_until_then() {
+        let (_server, id) = server_with_socket();
+        let mut st = PollState::new();
+        assert!(!st.forgetting(id));
+        st.deferred.push_back(Command::Pause { id });
+        assert!(!st.forgetting(id), "only a held-back Forget skips events");
+        st.deferred.push_back(Command::Forget { id });
+        assert!(st.forgetting(id));
+        assert!(!st.forgetting(SocketId::from_raw(id.raw() + 1)));
+    }
+}
