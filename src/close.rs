@@ -4,7 +4,7 @@
 //! keeps writing, then closes silently. A write error half-closes and reports one ERR,
 //! unless the socket was already on its way out, in which case it closes silently; one ERR
 //! per failure: an error event and the write failing after it report it once.
-//! `poll.rs` applies these decisions; nothing else decides how a socket closes.
+//! `poll/` applies these decisions; nothing else decides how a socket closes.
 
 use crate::socket::Phase;
 

@@ -1,6 +1,6 @@
 //! The server object and everything a worker thread calls. Worker calls reserve ids, do the
 //! direct-write fast path under the socket's lock, and hand everything else to the poll
-//! thread as commands (`command.rs`); the poll thread's side is in `poll.rs`.
+//! thread as commands (`command.rs`); the poll thread's side is in `poll/`.
 
 use std::ffi::CStr;
 use std::io;
