@@ -178,12 +178,12 @@ impl Server {
     }
 
     /// Another thread holds the lock of an idle socket (the poll thread applying a command,
-    /// or a worker writing): hand the send to the poll thread rather than wait for it. Counted first, so no later send writes directly before it is applied. A closing
-    /// socket refuses a high priority stream send here too (the mark is kept beside the count,
-    /// `refuse_if_closing`); what
-    /// else the lock would have let us refuse at once (a UDP socket with no or another
-    /// family's destination) the poll thread drops instead, as upstream's does with a send it
-    /// has queued.
+    /// or a worker writing): hand the send to the poll thread rather than wait for it. It is
+    /// counted first, so no later send writes directly before it is applied. A closing socket
+    /// refuses a high priority stream send here too (`refuse_if_closing`: the mark is kept
+    /// beside the count); what else the lock would have let us refuse at once (a UDP socket
+    /// with no destination, or one of the other family) the poll thread drops instead, as
+    /// upstream's does with a send it has queued.
     fn send_without_lock(
         &self,
         id: SocketId,

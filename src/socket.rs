@@ -291,10 +291,11 @@ impl Socket {
         self.set_interest(poller, interest)
     }
 
-    /// Closes the fd. A descriptor we created is ours alone, so closing it also ends its poller
-    /// registration. A bound descriptor may share its file with others (stdin and stdout), so
-    /// it leaves the poller explicitly; it is the caller's, and stays open unless its phase moved on
-    /// (its peer's EOF, a write error, a close that had to flush), when upstream closes it too.
+    /// Closes the fd. A descriptor we created is ours alone, so closing it also ends its
+    /// poller registration. A bound descriptor may share its file with others (stdin and
+    /// stdout), so it leaves the poller explicitly; it is the caller's, and stays open unless
+    /// its phase moved on (its peer's EOF, a write error, a close that had to flush), when
+    /// upstream closes it too.
     pub(crate) fn close_fd(self, poller: &Poller) {
         match self.descriptor {
             Descriptor::None => {}

@@ -22,6 +22,19 @@ static int loopback_hex(const char *a) {
 	return !strcmp(a, "0100007F") || !strcmp(a, "0000000000000000FFFF00000100007F");
 }
 
+/* One row of /proc/net/tcp*: the two addresses (hex, as the file prints them) and ports, and
+ * the end's state, queues and timers in `e`. 0 for the header or a line that does not parse. */
+static int parse_tcp_row(const char *line, char la[40], unsigned *lp, char ra[40], unsigned *rp,
+		struct tcp_end *e) {
+	unsigned st, tr, retr, probes, uid;
+	unsigned long txq, rxq, when, inode;
+	if (sscanf(line, " %*d: %39[0-9A-Fa-f]:%x %39[0-9A-Fa-f]:%x %x %lx:%lx %x:%lx %x %u %u %lu",
+			la, lp, ra, rp, &st, &txq, &rxq, &tr, &when, &retr, &uid, &probes, &inode) != 13)
+		return 0;
+	*e = (struct tcp_end){ 1, st, (uint32_t)txq, (uint32_t)rxq, tr, (long)when, retr, probes, inode };
+	return 1;
+}
+
 /* Scans one /proc/net/tcp* file for local lport <-> remote rport on 127.0.0.1. */
 static int scan(const char *path, unsigned lport, unsigned rport, struct tcp_end *out) {
 	FILE *f = fopen(path, "r");
@@ -31,14 +44,12 @@ static int scan(const char *path, unsigned lport, unsigned rport, struct tcp_end
 	if (!fgets(line, sizeof line, f)) line[0] = 0; /* header */
 	while (!found && fgets(line, sizeof line, f)) {
 		char la[40], ra[40];
-		unsigned lp, rp, st, tr, retr, probes, uid;
-		unsigned long txq, rxq, when, inode;
-		if (sscanf(line, " %*d: %39[0-9A-Fa-f]:%x %39[0-9A-Fa-f]:%x %x %lx:%lx %x:%lx %x %u %u %lu",
-				la, &lp, ra, &rp, &st, &txq, &rxq, &tr, &when, &retr, &uid, &probes, &inode) != 13)
-			continue;
+		unsigned lp, rp;
+		struct tcp_end e;
+		if (!parse_tcp_row(line, la, &lp, ra, &rp, &e)) continue;
 		if (lp != lport || rp != rport || !loopback_hex(la) || !loopback_hex(ra)) continue;
 		found = 1;
-		*out = (struct tcp_end){ 1, st, (uint32_t)txq, (uint32_t)rxq, tr, (long)when, retr, probes, inode };
+		*out = e;
 	}
 	fclose(f);
 	return found;
@@ -128,18 +139,16 @@ void tcp_view_port(unsigned port, int max) {
 		if (!fgets(line, sizeof line, f)) line[0] = 0;
 		while (fgets(line, sizeof line, f)) {
 			char la[40], ra[40];
-			unsigned lp, rp, st, tr, retr, probes, uid;
-			unsigned long txq, rxq, when, inode;
-			if (sscanf(line, " %*d: %39[0-9A-Fa-f]:%x %39[0-9A-Fa-f]:%x %x %lx:%lx %x:%lx %x %u %u %lu",
-					la, &lp, ra, &rp, &st, &txq, &rxq, &tr, &when, &retr, &uid, &probes, &inode) != 13)
+			unsigned lp, rp;
+			struct tcp_end e;
+			if (!parse_tcp_row(line, la, &lp, ra, &rp, &e)) continue;
+			if ((lp != port && rp != port) || e.state == 10 /* LISTEN */ || e.state == TCPS_TIME_WAIT)
 				continue;
-			if ((lp != port && rp != port) || st == 10 /* LISTEN */ || st == TCPS_TIME_WAIT) continue;
 			if (shown >= max) {
 				skipped++;
 				continue;
 			}
 			shown++;
-			struct tcp_end e = { 1, st, (uint32_t)txq, (uint32_t)rxq, tr, (long)when, retr, probes, inode };
 			char t[256];
 			tcp_end_text(&e, t, sizeof t);
 			stress_log("  kernel: 127.0.0.1:%u -> 127.0.0.1:%u: %s", lp, rp, t);

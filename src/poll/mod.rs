@@ -202,7 +202,7 @@ impl Server {
             };
         }
         if event.error {
-            // Taken even when it is not reported, or the poller would report it again and again (epoll does).
+            // Taken even when it is not reported, or epoll would report it again and again.
             let pending = os::take_socket_error(socket.fd());
             if close::error_event_reports(socket.phase) {
                 socket.error_reported = true;

@@ -111,13 +111,8 @@ impl Readers {
         table: &'t SlotTable<Socket>,
         id: SocketId,
     ) -> Option<Entry<'t, Socket>> {
-        let reader = self.by_id.remove(&id);
         let mut socket = table.lock(id);
-        match (&mut socket, reader) {
-            (Some(socket), Some(Reader::Stream(reader))) => socket.read_size = reader.read_size,
-            (None, Some(_)) => debug_assert!(false, "socket {id} closed behind its reader"),
-            _ => {}
-        }
+        self.drop_reader(id, socket.as_deref_mut());
         socket
     }
 
@@ -128,21 +123,22 @@ impl Readers {
         table: &'t SlotTable<Socket>,
         id: SocketId,
     ) -> TryLock<'t, Socket> {
-        match table.try_lock(id) {
-            TryLock::Locked(mut socket) => {
-                if let Some(Reader::Stream(reader)) = self.by_id.remove(&id) {
-                    socket.read_size = reader.read_size;
-                }
-                TryLock::Locked(socket)
-            }
-            TryLock::Busy => TryLock::Busy,
-            TryLock::Gone => {
-                debug_assert!(
-                    !self.by_id.contains_key(&id),
-                    "socket {id} closed behind its reader"
-                );
-                TryLock::Gone
-            }
+        let mut locked = table.try_lock(id);
+        match &mut locked {
+            TryLock::Locked(socket) => self.drop_reader(id, Some(socket)),
+            TryLock::Gone => self.drop_reader(id, None),
+            TryLock::Busy => {}
+        }
+        locked
+    }
+
+    /// Drops the reader of `id` now that its socket is locked (its read size written back),
+    /// or gone (which a reader never outlives).
+    fn drop_reader(&mut self, id: SocketId, socket: Option<&mut Socket>) {
+        match (self.by_id.remove(&id), socket) {
+            (Some(Reader::Stream(reader)), Some(socket)) => socket.read_size = reader.read_size,
+            (Some(_), None) => debug_assert!(false, "socket {id} closed behind its reader"),
+            _ => {}
         }
     }
 
