@@ -57,8 +57,7 @@ impl UdpAddress {
             PROTOCOL_V4
         };
         bytes[1..3].copy_from_slice(&addr.port_be().to_ne_bytes());
-        let ip = addr.ip_bytes();
-        bytes[3..3 + ip.len()].copy_from_slice(&ip);
+        addr.copy_ip_bytes(&mut bytes[3..]);
         UdpAddress { bytes }
     }
 

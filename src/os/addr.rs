@@ -111,10 +111,19 @@ impl SockAddr {
         }
     }
 
-    pub(crate) fn ip_bytes(&self) -> Vec<u8> {
+    /// Copies the IP address (network order) to the front of `out`, which has room for 16
+    /// bytes, and returns how many it copied: 4 or 16. No allocation: a UDP read does this
+    /// once per datagram.
+    pub(crate) fn copy_ip_bytes(&self, out: &mut [u8]) -> usize {
         match self {
-            SockAddr::V4(sa) => sa.sin_addr.s_addr.to_ne_bytes().to_vec(),
-            SockAddr::V6(sa) => sa.sin6_addr.s6_addr.to_vec(),
+            SockAddr::V4(sa) => {
+                out[..4].copy_from_slice(&sa.sin_addr.s_addr.to_ne_bytes());
+                4
+            }
+            SockAddr::V6(sa) => {
+                out[..16].copy_from_slice(&sa.sin6_addr.s6_addr);
+                16
+            }
         }
     }
 

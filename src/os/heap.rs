@@ -116,9 +116,7 @@ impl CBuf {
         let mut spare = buf.spare();
         for part in parts {
             let (head, tail) = spare.split_at_mut(part.len());
-            for (dst, &src) in head.iter_mut().zip(*part) {
-                dst.write(src);
-            }
+            head.write_copy_of_slice(part);
             spare = tail;
         }
         Some(buf)
