@@ -124,6 +124,10 @@ impl Server {
             log_wait_error(result);
             return;
         }
+        // Nothing delays this sleep. Yielding or napping first batches a busy UDP socket's
+        // arrivals (udp row 1.1-1.2x), but whatever comes next then waits behind the other
+        // thread or the nap: a yield before each sleep took pingpong to 0.84x and the udp-8
+        // row to 0.91x, a 100 us nap after a burst of datagrams took udp-8 to 0.43x.
         if !self.commands.about_to_sleep() {
             return;
         }
