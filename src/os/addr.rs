@@ -111,19 +111,12 @@ impl SockAddr {
         }
     }
 
-    /// Copies the IP address (network order) to the front of `out`, which has room for 16
-    /// bytes, and returns how many it copied: 4 or 16. No allocation: a UDP read does this
-    /// once per datagram.
-    pub(crate) fn copy_ip_bytes(&self, out: &mut [u8]) -> usize {
+    /// Copies the IP address (network order, 4 or 16 bytes by family) to the front of `out`.
+    /// No allocation: a UDP read does this once per datagram.
+    pub(crate) fn copy_ip_bytes(&self, out: &mut [u8]) {
         match self {
-            SockAddr::V4(sa) => {
-                out[..4].copy_from_slice(&sa.sin_addr.s_addr.to_ne_bytes());
-                4
-            }
-            SockAddr::V6(sa) => {
-                out[..16].copy_from_slice(&sa.sin6_addr.s6_addr);
-                16
-            }
+            SockAddr::V4(sa) => out[..4].copy_from_slice(&sa.sin_addr.s_addr.to_ne_bytes()),
+            SockAddr::V6(sa) => out[..16].copy_from_slice(&sa.sin6_addr.s6_addr),
         }
     }
 
